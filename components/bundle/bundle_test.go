@@ -1,0 +1,147 @@
+package bundle
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+func TestArchiveRoundTripAndDeterminism(t *testing.T) {
+	root := t.TempDir()
+	files := map[string]string{
+		ManifestFile:      `{"manifestVersion":1}`,
+		"bin/kube":        "kube binary",
+		"cni/bin/flannel": "cni plugin",
+	}
+	for p, content := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, p), []byte(content), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paths := []string{"cni/bin/flannel", "bin/kube", ManifestFile}
+	for _, c := range []Compression{Gzip, Zstd} {
+		a := filepath.Join(t.TempDir(), "a"+c.Ext())
+		b := filepath.Join(t.TempDir(), "b"+c.Ext())
+		if err := WriteArchive(root, paths, a, c); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteArchive(root, paths, b, c); err != nil {
+			t.Fatal(err)
+		}
+		sa, _, _ := HashFile(a)
+		sb, _, _ := HashFile(b)
+		if sa != sb {
+			t.Errorf("%s: the same files gave two different archives", c)
+		}
+		var order []string
+		err := ReadArchive(a, func(name string, mode os.FileMode, r io.Reader) error {
+			data, _ := io.ReadAll(r)
+			if string(data) != files[name] {
+				t.Errorf("%s: %s = %q", c, name, data)
+			}
+			if mode != 0o755 {
+				t.Errorf("%s: %s mode %v", c, name, mode)
+			}
+			order = append(order, name)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(order, ",") != ManifestFile+",bin/kube,cni/bin/flannel" {
+			t.Errorf("%s: order %v, want the manifest first then sorted", c, order)
+		}
+	}
+}
+
+func TestWriteImage(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "pause")
+	if err := os.WriteFile(bin, []byte("#!/bin/true\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec := ImageSpec{
+		Ref:        "kubeforge.local/pause:test",
+		Files:      []ImageFile{{Path: "/pause", Source: bin}, {Path: "/etc/motd", Data: []byte("hi"), Mode: 0o644}},
+		Entrypoint: []string{"/pause"},
+		User:       "65535:65535",
+		Ports:      []string{"53/udp"},
+	}
+	out1, out2 := filepath.Join(dir, "1.tar"), filepath.Join(dir, "2.tar")
+	id1, err := WriteImage(spec, out1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2, err := WriteImage(spec, out2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id1 != id2 {
+		t.Errorf("image id not reproducible: %s vs %s", id1, id2)
+	}
+	img, err := tarball.ImageFromPath(out1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cf.Config.Entrypoint[0] != "/pause" || cf.Config.User != "65535:65535" || cf.OS != "linux" || cf.Architecture == "" {
+		t.Errorf("config %+v", cf.Config)
+	}
+	if _, ok := cf.Config.ExposedPorts["53/udp"]; !ok {
+		t.Errorf("ports %v", cf.Config.ExposedPorts)
+	}
+	// docker-save manifest names the reference, which `ctr images import` uses.
+	mf, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(out1) })
+	if err != nil || len(mf) != 1 || len(mf[0].RepoTags) != 1 || mf[0].RepoTags[0] != "kubeforge.local/pause:test" {
+		t.Fatalf("manifest %+v, %v", mf, err)
+	}
+
+	if _, err := WriteImage(ImageSpec{Ref: "x:1", Files: []ImageFile{{Path: "relative", Data: nil}}}, filepath.Join(dir, "bad.tar")); err == nil {
+		t.Error("relative path accepted")
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "make bundle") {
+		t.Errorf("missing manifest: %v", err)
+	}
+	for name, data := range map[string]string{
+		"garbled":     "{not json",
+		"old version": `{"manifestVersion":0,"files":[{"path":"bin/kube"}]}`,
+		"no files":    `{"manifestVersion":1}`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, ManifestFile), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), ManifestFile) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestComponents(t *testing.T) {
+	m := &Manifest{
+		Files: []File{
+			{Path: "bin/kube", Programs: []Program{{Name: "kubelet", Version: "v1.35.4"}, {Name: "etcd", Version: "v3.6.5"}}},
+		},
+		Images: []Image{{Name: "coredns", Version: "v1.13.2", Path: "images/coredns.tar"}},
+	}
+	got := m.Components()
+	if len(got) != 3 || got[0].Name != "coredns (image)" || got[1].Name != "etcd" || got[2].Path != "bin/kube" {
+		t.Fatalf("%+v", got)
+	}
+	if f, p, ok := m.Program("etcd"); !ok || f.Path != "bin/kube" || p.Version != "v3.6.5" {
+		t.Fatalf("Program(etcd) = %v %v %v", f, p, ok)
+	}
+}

@@ -1,0 +1,214 @@
+// Command mkbundle assembles dist/ from the component binaries that `make`
+// built into bin/: it copies them, makes the offline images, writes the
+// manifest (name, version, sha256, size of each file) and packs one
+// compressed archive for kubeforge to upload. Versions are read from the
+// build information inside each binary, not typed in.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/kubeforge/kubeforge/components/bundle"
+	pauseversion "github.com/kubeforge/kubeforge/components/pause/version"
+)
+
+// kubeforgeModule is this repo's module; programs built from it take the
+// kubeforge version.
+const kubeforgeModule = "github.com/kubeforge/kubeforge"
+
+type fileSpec struct {
+	path     string // in the bundle
+	from     string // below --bin
+	programs []programSpec
+}
+
+type programSpec struct {
+	name   string
+	module string // whose version the program carries
+}
+
+func multicall(module string, names ...string) []programSpec {
+	out := make([]programSpec, len(names))
+	for i, n := range names {
+		out[i] = programSpec{name: n, module: module}
+	}
+	return out
+}
+
+// files is what goes to every host.
+var files = []fileSpec{
+	{path: "bin/kube", from: "kube", programs: append(append(append(
+		multicall("k8s.io/kubernetes", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl"),
+		programSpec{"etcd", "go.etcd.io/etcd/server/v3"}),
+		programSpec{"etcdctl", "go.etcd.io/etcd/etcdctl/v3"}),
+		programSpec{"etcdutl", "go.etcd.io/etcd/etcdutl/v3"})},
+	{path: "bin/flanneld", from: "flanneld", programs: multicall("github.com/flannel-io/flannel", "flanneld")},
+	{path: "cni/bin/bridge", from: "cni/bridge", programs: multicall("github.com/containernetworking/plugins", "cni-bridge")},
+	{path: "cni/bin/host-local", from: "cni/host-local", programs: multicall("github.com/containernetworking/plugins", "cni-host-local")},
+	{path: "cni/bin/loopback", from: "cni/loopback", programs: multicall("github.com/containernetworking/plugins", "cni-loopback")},
+	{path: "cni/bin/portmap", from: "cni/portmap", programs: multicall("github.com/containernetworking/plugins", "cni-portmap")},
+	{path: "cni/bin/flannel", from: "cni/flannel", programs: multicall(kubeforgeModule, "cni-flannel")},
+}
+
+// ImageRegistry prefixes the offline images' references. Nothing is ever
+// pulled from it: the images are imported into containerd on each host.
+const ImageRegistry = "kubeforge.local"
+
+type imageSpec struct {
+	name    string
+	from    string // the binary inside
+	module  string // whose version tags the image; "" for pauseversion
+	image   func(binary, version string) bundle.ImageSpec
+	version string
+}
+
+var images = []imageSpec{
+	{name: "pause", from: "pause", version: pauseversion.Pause, image: func(binary, version string) bundle.ImageSpec {
+		return bundle.ImageSpec{
+			Ref:        ImageRegistry + "/pause:" + version,
+			Files:      []bundle.ImageFile{{Path: "/pause", Source: binary}},
+			Entrypoint: []string{"/pause"},
+			User:       "65535:65535",
+		}
+	}},
+	{name: "coredns", from: "coredns", module: "github.com/coredns/coredns", image: func(binary, version string) bundle.ImageSpec {
+		return bundle.ImageSpec{
+			Ref:        ImageRegistry + "/coredns:" + version,
+			Files:      []bundle.ImageFile{{Path: "/coredns", Source: binary}},
+			Entrypoint: []string{"/coredns"},
+			User:       "65532:65532",
+			Ports:      []string{"53/udp", "53/tcp", "9153/tcp"},
+		}
+	}},
+}
+
+func main() {
+	binDir := flag.String("bin", "bin", "directory holding the built components")
+	out := flag.String("out", "dist", "bundle directory to write")
+	version := flag.String("kubeforge-version", "dev", "version of this tree")
+	compression := flag.String("compression", string(bundle.Gzip), "archive compression: gzip or zstd")
+	flag.Parse()
+	c, err := bundle.ParseCompression(*compression)
+	if err == nil {
+		err = build(*binDir, *out, *version, c, os.Stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mkbundle:", err)
+		os.Exit(1)
+	}
+}
+
+func build(binDir, out, version string, c bundle.Compression, log io.Writer) error {
+	if err := os.RemoveAll(out); err != nil {
+		return err
+	}
+	goVersion, err := bundle.GoVersion(filepath.Join(binDir, "kube"))
+	if err != nil {
+		return err
+	}
+	m := &bundle.Manifest{
+		ManifestVersion: bundle.ManifestVersion,
+		Kubeforge:       version,
+		OS:              "linux",
+		Arch:            runtime.GOARCH,
+		GoVersion:       goVersion,
+		Archive:         fmt.Sprintf("kubeforge-bundle-%s-linux-%s%s", version, runtime.GOARCH, c.Ext()),
+	}
+	paths := []string{bundle.ManifestFile}
+	for _, spec := range files {
+		src := filepath.Join(binDir, spec.from)
+		f := bundle.File{Path: spec.path}
+		for _, p := range spec.programs {
+			v := version
+			if p.module != kubeforgeModule {
+				if v, err = bundle.ModuleVersion(src, p.module); err != nil {
+					return err
+				}
+			}
+			f.Programs = append(f.Programs, bundle.Program{Name: p.name, Module: p.module, Version: v})
+		}
+		if err := copyFile(src, filepath.Join(out, spec.path)); err != nil {
+			return err
+		}
+		if f.SHA256, f.Size, err = bundle.HashFile(filepath.Join(out, spec.path)); err != nil {
+			return err
+		}
+		m.Files = append(m.Files, f)
+		paths = append(paths, spec.path)
+	}
+	for _, spec := range images {
+		src := filepath.Join(binDir, spec.from)
+		v := spec.version
+		if spec.module != "" {
+			if v, err = bundle.ModuleVersion(src, spec.module); err != nil {
+				return err
+			}
+		}
+		is := spec.image(src, v)
+		path := "images/" + spec.name + ".tar"
+		start := time.Now()
+		if _, err := bundle.WriteImage(is, filepath.Join(out, path)); err != nil {
+			return err
+		}
+		img := bundle.Image{Name: spec.name, Ref: is.Ref, Path: path, Module: spec.module, Version: v}
+		if img.Module == "" {
+			img.Module = kubeforgeModule
+		}
+		if img.SHA256, img.Size, err = bundle.HashFile(filepath.Join(out, path)); err != nil {
+			return err
+		}
+		fmt.Fprintf(log, "image %-8s %-40s %6.1f MiB  %s\n", spec.name, is.Ref, mib(img.Size), time.Since(start).Round(time.Millisecond))
+		m.Images = append(m.Images, img)
+		paths = append(paths, path)
+	}
+	if err := bundle.WriteManifest(filepath.Join(out, bundle.ManifestFile), m); err != nil {
+		return err
+	}
+	var raw int64
+	for _, f := range m.Files {
+		raw += f.Size
+	}
+	for _, img := range m.Images {
+		raw += img.Size
+	}
+	start := time.Now()
+	archive := filepath.Join(out, m.Archive)
+	if err := bundle.WriteArchive(out, paths, archive, c); err != nil {
+		return err
+	}
+	fi, err := os.Stat(archive)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "bundle %s: %d files, %.1f MiB raw, %.1f MiB %s (%.0f%%) in %s\n",
+		archive, len(paths), mib(raw), mib(fi.Size()), c, 100*float64(fi.Size())/float64(raw), time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("%w (run 'make components' first)", err)
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	outf, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(outf, in); err != nil {
+		outf.Close()
+		return err
+	}
+	return outf.Close()
+}
