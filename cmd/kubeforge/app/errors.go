@@ -1,0 +1,70 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+)
+
+// Exit codes. Every error reaching Main is turned into a message and one of
+// these here, and nowhere else.
+const (
+	ExitOK       = 0
+	ExitFailure  = 1 // the operation failed, or a check found a problem
+	ExitUsage    = 2 // bad flags or arguments: nothing was done
+	ExitInvalid  = 3 // the cluster file or another input is invalid: nothing was done
+	ExitCanceled = 130
+)
+
+// usageError marks a mistake in the command line.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// exitCoder is implemented by errors that carry their own exit code, such
+// as "certificates expire soon" from a check.
+type exitCoder interface{ ExitCode() int }
+
+// silentError is implemented by errors whose report was already printed
+// (a check's table): only the exit code remains to give.
+type silentError interface{ Silent() bool }
+
+// handleError prints err for the user and returns the exit code.
+func handleError(w io.Writer, log *slog.Logger, err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	if log != nil {
+		log.Debug("exit", "error", err)
+	}
+	code := exitCode(err)
+	var s silentError
+	if errors.As(err, &s) && s.Silent() {
+		return code
+	}
+	fmt.Fprintln(w, "Error:", err)
+	if code == ExitUsage {
+		fmt.Fprintln(w, "Run 'kubeforge --help' or add --help to the command for usage.")
+	}
+	return code
+}
+
+func exitCode(err error) int {
+	var (
+		usage usageError
+		coder exitCoder
+	)
+	switch {
+	case errors.Is(err, context.Canceled):
+		return ExitCanceled
+	case errors.As(err, &usage):
+		return ExitUsage
+	case errors.As(err, &coder):
+		return coder.ExitCode()
+	default:
+		return ExitFailure
+	}
+}

@@ -1,0 +1,165 @@
+// Package app holds kubeforge's commands. It is the only package that sees
+// cobra, viper, flags and the environment: it turns them into typed options
+// and calls the packages that do the work.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// EnvPrefix prefixes the environment variables that set flags:
+// KUBEFORGE_LOG_FILE sets --log-file.
+const EnvPrefix = "KUBEFORGE"
+
+// IO is where commands read and write.
+type IO struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+}
+
+// StdIO is the process's standard streams.
+func StdIO() IO { return IO{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr} }
+
+// Deps is what every command gets from the root: the streams, the global
+// options and the logger. Tests build their own.
+type Deps struct {
+	IO     IO
+	Global *GlobalOptions
+	// Log is set up once the flags are parsed (PersistentPreRun).
+	Log *slog.Logger
+	// closeLog flushes and closes the log file.
+	closeLog func() error
+}
+
+// GlobalOptions are the flags every command has.
+type GlobalOptions struct {
+	Config    string // kubeforge's own settings file
+	Verbosity int
+	LogFile   string
+	Bundle    string
+}
+
+// Main runs kubeforge with args and returns the process exit code.
+func Main(args []string, streams IO) int {
+	deps := &Deps{IO: streams, Global: &GlobalOptions{}}
+	root := NewRootCmd(deps)
+	root.SetArgs(args)
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if deps.closeLog != nil {
+		if cerr := deps.closeLog(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return handleError(streams.ErrOut, deps.Log, err)
+}
+
+// NewRootCmd builds the command tree.
+func NewRootCmd(deps *Deps) *cobra.Command {
+	g := deps.Global
+	root := &cobra.Command{
+		Use:   "kubeforge",
+		Short: "Build and run Kubernetes clusters on your own Linux machines",
+		Long: `kubeforge turns a handful of Linux machines into a production-shaped Kubernetes
+cluster and keeps it alive: PKI, etcd, the control plane, kubelet, kube-proxy,
+flannel and CoreDNS run as systemd services, installed over SSH from one bundle
+of binaries built from upstream source. Nothing is downloaded at install time.`,
+		Example: `  # Which Kubernetes, etcd, flannel, CNI and CoreDNS this kubeforge installs
+  kubeforge version
+
+  # Shell completion
+  source <(kubeforge completion bash)`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())}
+			}
+			return nil
+		},
+		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		SilenceUsage:  true, // errors are not usage mistakes; usage errors say so themselves
+		SilenceErrors: true, // handleError prints them, once
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyConfig(cmd, g.Config); err != nil {
+				return err
+			}
+			log, closeLog, err := newLogger(deps.IO.ErrOut, g.Verbosity, g.LogFile)
+			if err != nil {
+				return err
+			}
+			deps.Log, deps.closeLog = log, closeLog
+			log.Debug("kubeforge", "args", os.Args, "command", cmd.CommandPath())
+			return nil
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.Config, "config", "", "kubeforge settings file: default values for these flags (env "+EnvPrefix+"_CONFIG)")
+	pf.CountVarP(&g.Verbosity, "verbose", "v", "more output on the terminal: -v info details, -vv debug")
+	pf.StringVar(&g.LogFile, "log-file", "", "also write a full debug log to this file")
+	pf.StringVar(&g.Bundle, "bundle", "", "component bundle directory (default: next to the kubeforge binary)")
+
+	root.AddCommand(
+		NewCmdVersion(deps, nil),
+	)
+	return root
+}
+
+// applyConfig fills every flag the user did not set on the command line
+// from the environment (KUBEFORGE_LOG_FILE) or the settings file, in that
+// order. Options structs stay typed; viper never leaves this package.
+func applyConfig(cmd *cobra.Command, configFile string) error {
+	v := viper.New()
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	if configFile == "" {
+		configFile = os.Getenv(EnvPrefix + "_CONFIG")
+	}
+	if configFile != "" {
+		v.SetConfigFile(configFile)
+		if err := v.ReadInConfig(); err != nil {
+			return fmt.Errorf("settings file %s: %w", configFile, err)
+		}
+	}
+	var errs []error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Changed || f.Name == "config" || !v.IsSet(f.Name) {
+			return
+		}
+		for _, val := range flagValues(v, f) {
+			if err := f.Value.Set(val); err != nil {
+				errs = append(errs, usageError{fmt.Errorf("--%s from %s_%s or %s: %w",
+					f.Name, EnvPrefix, strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")), configFile, err)})
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// flagValues returns the value(s) viper holds for a flag as strings. A
+// count flag's Set takes the number itself.
+func flagValues(v *viper.Viper, f *pflag.Flag) []string {
+	if _, ok := f.Value.(pflag.SliceValue); ok {
+		return v.GetStringSlice(f.Name)
+	}
+	return []string{v.GetString(f.Name)}
+}

@@ -1,0 +1,141 @@
+package app
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kubeforge/kubeforge/components/bundle"
+	"github.com/kubeforge/kubeforge/internal/version"
+)
+
+// VersionOptions are the options of `kubeforge version`.
+type VersionOptions struct {
+	Output string // "" (table) or "json"
+	Bundle string
+}
+
+// NewCmdVersion builds `kubeforge version`. runF replaces the command's
+// action in tests.
+func NewCmdVersion(deps *Deps, runF func(*VersionOptions) error) *cobra.Command {
+	opts := &VersionOptions{}
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print kubeforge's version and the versions of the components it installs",
+		Long: `Print kubeforge's version and, from the bundle's manifest, the version of every
+component it installs on the hosts: Kubernetes, etcd, flannel, the CNI plugins,
+CoreDNS and the pause image.`,
+		Example: `  kubeforge version
+  kubeforge version -o json | jq -r '.components[] | select(.name=="kubelet") | .version'`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.Output != "" && opts.Output != "json" {
+				return usageError{fmt.Errorf("--output %q: use json, or leave it out for a table", opts.Output)}
+			}
+			opts.Bundle = deps.Global.Bundle
+			if runF != nil {
+				return runF(opts)
+			}
+			return runVersion(deps, opts)
+		},
+	}
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: json")
+	return cmd
+}
+
+// versionReport is what `version -o json` prints.
+type versionReport struct {
+	Kubeforge   version.Info         `json:"kubeforge"`
+	Bundle      string               `json:"bundle,omitempty"`
+	BundleError string               `json:"bundleError,omitempty"`
+	Components  []bundle.Component   `json:"components,omitempty"`
+	Images      []bundle.Image       `json:"images,omitempty"`
+	Manifest    *bundleManifestBrief `json:"manifest,omitempty"`
+}
+
+type bundleManifestBrief struct {
+	Kubeforge string `json:"kubeforge"`
+	Platform  string `json:"platform"`
+	GoVersion string `json:"goVersion"`
+	Archive   string `json:"archive"`
+}
+
+func runVersion(deps *Deps, opts *VersionOptions) error {
+	report := versionReport{Kubeforge: version.Get()}
+	dir, m, err := loadBundle(opts.Bundle)
+	if err != nil {
+		report.BundleError = err.Error()
+	} else {
+		report.Bundle = dir
+		report.Components = m.Components()
+		report.Images = m.Images
+		report.Manifest = &bundleManifestBrief{Kubeforge: m.Kubeforge, Platform: m.OS + "/" + m.Arch, GoVersion: m.GoVersion, Archive: m.Archive}
+	}
+	out := deps.IO.Out
+	if opts.Output == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(report)
+	}
+	k := report.Kubeforge
+	fmt.Fprintf(out, "kubeforge %s (%s, %s)\n", k.Version, k.GoVersion, k.Platform)
+	if err != nil {
+		fmt.Fprintf(deps.IO.ErrOut, "bundle: %v\n", err)
+		return nil
+	}
+	fmt.Fprintf(out, "bundle    %s (built by kubeforge %s, %s, %s)\n\n", dir, m.Kubeforge, report.Manifest.Platform, m.GoVersion)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "COMPONENT\tVERSION\tFROM\tIN BUNDLE")
+	for _, c := range report.Components {
+		from := c.Module
+		if from == "" {
+			from = "kubeforge"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, c.Version, from, c.Path)
+	}
+	return tw.Flush()
+}
+
+// loadBundle finds and reads the bundle: the --bundle directory, else the
+// first of the usual places that holds a manifest.
+func loadBundle(explicit string) (string, *bundle.Manifest, error) {
+	if explicit != "" {
+		m, err := bundle.Load(explicit)
+		return explicit, m, err
+	}
+	candidates := bundleCandidates()
+	for _, dir := range candidates {
+		m, err := bundle.Load(dir)
+		if errors.Is(err, bundle.ErrNoBundle) {
+			continue
+		}
+		return dir, m, err
+	}
+	return "", nil, fmt.Errorf("no bundle found in %v: build one with 'make bundle' or pass --bundle DIR", candidates)
+}
+
+// bundleCandidates are the places a bundle is looked for: dist/ of the
+// source tree kubeforge was built in, then the install locations.
+func bundleCandidates() []string {
+	var out []string
+	if exe, err := os.Executable(); err == nil {
+		if exe, err = filepath.EvalSymlinks(exe); err == nil {
+			base := filepath.Dir(filepath.Dir(exe))
+			out = append(out, filepath.Join(base, "dist"), filepath.Join(base, "share", "kubeforge"))
+		}
+	}
+	return append(out, "/usr/local/share/kubeforge", "/usr/share/kubeforge")
+}
+
+// noArgs rejects positional arguments as a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), args)}
+	}
+	return nil
+}

@@ -1,0 +1,138 @@
+package app
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kubeforge/kubeforge/components/bundle"
+)
+
+// run executes kubeforge with args and returns the exit code and output.
+func run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := Main(args, IO{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	return code, out.String(), errOut.String()
+}
+
+func writeBundle(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	m := &bundle.Manifest{
+		ManifestVersion: bundle.ManifestVersion, Kubeforge: "v9.9.9", OS: "linux", Arch: "amd64", GoVersion: "go1.26.8",
+		Archive: "kubeforge-bundle.tar.gz",
+		Files: []bundle.File{
+			{Path: "bin/kube", Programs: []bundle.Program{
+				{Name: "kubelet", Module: "k8s.io/kubernetes", Version: "v1.35.4"},
+				{Name: "etcd", Module: "go.etcd.io/etcd/server/v3", Version: "v3.6.5"},
+			}},
+			{Path: "bin/flanneld", Programs: []bundle.Program{{Name: "flanneld", Module: "github.com/flannel-io/flannel", Version: "v0.28.10"}}},
+		},
+		Images: []bundle.Image{{Name: "coredns", Ref: "kubeforge.local/coredns:v1.13.2", Path: "images/coredns.tar", Version: "v1.13.2"}},
+	}
+	if err := bundle.WriteManifest(filepath.Join(dir, bundle.ManifestFile), m); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestVersionTable(t *testing.T) {
+	dir := writeBundle(t)
+	code, out, errOut := run(t, "version", "--bundle", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"kubeforge v", "kubelet", "v1.35.4", "etcd", "v3.6.5", "flanneld", "v0.28.10", "coredns (image)", "v1.13.2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestVersionJSON(t *testing.T) {
+	dir := writeBundle(t)
+	code, out, _ := run(t, "version", "-o", "json", "--bundle", dir)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	var r versionReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	got := map[string]string{}
+	for _, c := range r.Components {
+		got[c.Name] = c.Version
+	}
+	if got["kubelet"] != "v1.35.4" || got["etcd"] != "v3.6.5" || r.Bundle != dir || r.Kubeforge.Version == "" {
+		t.Fatalf("report %+v", r)
+	}
+}
+
+func TestVersionWithoutBundle(t *testing.T) {
+	code, out, errOut := run(t, "version", "--bundle", t.TempDir())
+	if code != 0 || !strings.HasPrefix(out, "kubeforge ") || !strings.Contains(errOut, "make bundle") {
+		t.Fatalf("exit %d, out %q, err %q", code, out, errOut)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"version", "--no-such-flag"},
+		{"version", "-o", "yaml"},
+		{"version", "extra"},
+	} {
+		code, _, errOut := run(t, args...)
+		if code != ExitUsage || !strings.Contains(errOut, "Error:") {
+			t.Errorf("%v: exit %d, stderr %q; want %d", args, code, errOut, ExitUsage)
+		}
+	}
+	if code, _, errOut := run(t, "no-such-command"); code != ExitUsage {
+		t.Errorf("unknown command: exit %d %s", code, errOut)
+	}
+}
+
+func TestFlagsFromEnvAndSettingsFile(t *testing.T) {
+	dir := writeBundle(t)
+
+	t.Setenv("KUBEFORGE_BUNDLE", dir)
+	var seen *VersionOptions
+	deps := &Deps{IO: IO{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}, Global: &GlobalOptions{}}
+	root := NewRootCmd(deps)
+	root.RemoveCommand(root.Commands()...)
+	root.AddCommand(NewCmdVersion(deps, func(o *VersionOptions) error { seen = o; return nil }))
+	root.SetArgs([]string{"version"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if seen == nil || seen.Bundle != dir {
+		t.Fatalf("KUBEFORGE_BUNDLE not applied: %+v", seen)
+	}
+
+	os.Unsetenv("KUBEFORGE_BUNDLE")
+	settings := filepath.Join(t.TempDir(), "kubeforge.yaml")
+	logFile := filepath.Join(t.TempDir(), "logs", "kf.log")
+	if err := os.WriteFile(settings, []byte("bundle: "+dir+"\nlog-file: "+logFile+"\nverbose: 2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, "--config", settings, "version")
+	if code != 0 || !strings.Contains(out, dir) {
+		t.Fatalf("settings file not applied: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if data, err := os.ReadFile(logFile); err != nil || !strings.Contains(string(data), `"msg":"kubeforge"`) {
+		t.Fatalf("log file from settings: %v %q", err, data)
+	}
+
+	// The command line wins over the settings file.
+	code, out, _ = run(t, "--config", settings, "version", "--bundle", t.TempDir())
+	if code != 0 || strings.Contains(out, dir) {
+		t.Fatalf("flag did not override settings file:\n%s", out)
+	}
+
+	if code, _, errOut := run(t, "--config", filepath.Join(t.TempDir(), "missing.yaml"), "version"); code == 0 || !strings.Contains(errOut, "missing.yaml") {
+		t.Fatalf("missing settings file: exit %d %q", code, errOut)
+	}
+}
