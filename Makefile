@@ -1,0 +1,102 @@
+# kubeforge: the CLI, the component bundle it installs, and their tests.
+#
+#   make demo        build everything, start a lab and bring a cluster up in it
+#   make test        lint + unit tests + bundle integration test (+ lab e2e)
+#   make bundle      build every component from source into dist/
+#
+SHELL       := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO          ?= go
+export CGO_ENABLED := 0
+
+# The version of this tree: the nearest v* tag, else a dev version.
+VERSION     ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || echo v0.1.0-dev)
+# Build dates come from the last commit, so rebuilding a commit gives the same bytes.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+BUILD_DATE  := $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
+
+# Upstream versions, read from the go.mod files that pin them.
+KUBE_VERSION    := $(shell $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes)
+KUBE_MAJOR      := $(patsubst v%,%,$(word 1,$(subst ., ,$(KUBE_VERSION))))
+KUBE_MINOR      := $(word 2,$(subst ., ,$(KUBE_VERSION)))
+FLANNEL_VERSION := $(shell cd components/flanneld && $(GO) list -m -f '{{.Version}}' github.com/flannel-io/flannel)
+CNI_VERSION     := $(shell cd components/cni && $(GO) list -m -f '{{.Version}}' github.com/containernetworking/plugins)
+
+BUILDFLAGS := -trimpath
+BIN        := $(CURDIR)/bin
+DIST       := $(CURDIR)/dist
+# gzip: every host can unpack it with its own tar; see docs/benchmarks.md for the measurement.
+COMPRESSION ?= gzip
+
+# What component-base and client-go report as the Kubernetes version
+# (hack/lib/version.sh upstream).
+kube_x = $(foreach pkg,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
+	-X '$(pkg).gitVersion=$(KUBE_VERSION)' -X '$(pkg).gitMajor=$(KUBE_MAJOR)' \
+	-X '$(pkg).gitMinor=$(KUBE_MINOR)' -X '$(pkg).gitTreeState=clean' -X '$(pkg).buildDate=$(BUILD_DATE)')
+KUBEFORGE_X := -X 'github.com/kubeforge/kubeforge/internal/version.Version=$(VERSION)'
+
+# Each nested module under components/ builds with its own dependency set.
+MODULES := . components/coredns components/flanneld components/cni
+
+.PHONY: all build kubeforge kube components pause coredns flanneld cni bundle \
+        test unit integration lint fmt vet clean
+
+all: build
+
+build: kubeforge kube
+
+kubeforge:
+	$(GO) build $(BUILDFLAGS) -ldflags "$(KUBEFORGE_X)" -o $(BIN)/kubeforge ./cmd/kubeforge
+
+kube:
+	$(GO) build $(BUILDFLAGS) -ldflags "-s -w $(kube_x)" -o $(BIN)/kube ./components/kube
+
+pause:
+	$(GO) build $(BUILDFLAGS) -ldflags "-s -w" -o $(BIN)/pause ./components/pause
+
+coredns:
+	cd components/coredns && $(GO) build $(BUILDFLAGS) -ldflags "-s -w" -o $(BIN)/coredns .
+
+flanneld:
+	cd components/flanneld && $(GO) build $(BUILDFLAGS) \
+		-ldflags "-s -w -X 'github.com/flannel-io/flannel/pkg/version.Version=$(FLANNEL_VERSION)'" -o $(BIN)/flanneld .
+
+cni:
+	mkdir -p $(BIN)/cni
+	cd components/cni && $(GO) build $(BUILDFLAGS) \
+		-ldflags "-s -w -X 'github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$(CNI_VERSION)' -X 'main.Version=$(VERSION)'" \
+		-o $(BIN)/cni/ \
+		github.com/containernetworking/plugins/plugins/main/bridge \
+		github.com/containernetworking/plugins/plugins/ipam/host-local \
+		github.com/containernetworking/plugins/plugins/main/loopback \
+		github.com/containernetworking/plugins/plugins/meta/portmap \
+		./flannel
+
+components: kube pause coredns flanneld cni
+
+bundle: build components
+	$(GO) run $(BUILDFLAGS) ./components/mkbundle -bin $(BIN) -out $(DIST) \
+		-kubeforge-version $(VERSION) -compression $(COMPRESSION)
+
+# The README's test command: everything CI runs.
+test: lint unit integration
+
+unit:
+	@for m in $(MODULES); do echo "== go test $$m"; (cd $$m && $(GO) test -count=1 ./...); done
+
+# Tests that start real processes from the built binaries.
+integration: build bundle
+	KUBEFORGE_BIN=$(BIN) KUBEFORGE_DIST=$(DIST) $(GO) test -count=1 -tags integration -timeout 15m ./test/integration/...
+
+lint: fmt vet
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	@for m in $(MODULES); do echo "== go vet $$m"; (cd $$m && $(GO) vet ./...); done
+	$(GO) vet -tags integration ./test/...
+
+clean:
+	rm -rf $(BIN) $(DIST)
