@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
+
+	"github.com/kubeforge/kubeforge/internal/atomicfile"
 )
 
 // HashFile returns the hex sha256 and the size of a file.
@@ -58,30 +59,9 @@ func GoVersion(binary string) (string, error) {
 	return info.GoVersion, nil
 }
 
-// writeAtomic writes a file through a temporary name in the same directory
-// and renames it into place, so readers never see a partial file.
+// writeAtomic writes a file through a temporary name and a rename.
 func writeAtomic(path string, mode os.FileMode, write func(io.Writer) error) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFunc(path, mode, 0o755, write)
 }
 
 func hostArch() string { return runtime.GOARCH }

@@ -1,0 +1,48 @@
+package atomicfile
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a", "b", "key")
+	if err := Write(path, []byte("secret"), 0o600, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("stat %v %v", fi, err)
+	}
+	if di, _ := os.Stat(filepath.Dir(path)); di.Mode().Perm() != 0o700 {
+		t.Errorf("dir mode %v", di.Mode().Perm())
+	}
+	if !Same(path, []byte("secret"), 0o600) || Same(path, []byte("other"), 0o600) || Same(path, []byte("secret"), 0o644) {
+		t.Error("Same is wrong")
+	}
+}
+
+func TestFailedWriteKeepsOldContent(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	if err := Write(path, []byte("old"), 0o644, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := WriteFunc(path, 0o644, 0o755, func(w io.Writer) error {
+		_, _ = w.Write([]byte("half"))
+		return errors.New("disk full")
+	})
+	if err == nil {
+		t.Fatal("error lost")
+	}
+	if data, _ := os.ReadFile(path); string(data) != "old" {
+		t.Fatalf("content %q after a failed write", data)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("temporary files left: %v", entries)
+	}
+}
