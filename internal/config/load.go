@@ -1,0 +1,284 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// FieldError is one problem with the cluster file, at a field.
+type FieldError struct {
+	Path string // "spec.hosts[1].address"
+	Line int    // 0 when unknown (a default, or a cross-field check)
+	Msg  string
+}
+
+func (e FieldError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("line %d: %s: %s", e.Line, e.Path, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Path, e.Msg)
+}
+
+// InvalidError lists every problem found in a cluster file.
+type InvalidError struct {
+	File   string
+	Fields []FieldError
+}
+
+func (e *InvalidError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "cluster file %s is invalid:", e.File)
+	for _, f := range e.Fields {
+		b.WriteString("\n  ")
+		b.WriteString(f.Error())
+	}
+	return b.String()
+}
+
+// Load reads, strictly decodes, defaults and validates a cluster file.
+// Warnings are problems that do not stop kubeforge (an even etcd count).
+func Load(path string) (*Cluster, []string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster file: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load for data already read; name is used in messages.
+func Parse(name string, data []byte) (*Cluster, []string, error) {
+	c, lines, err := decode(name, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	SetDefaults(c)
+	warnings, errs := validate(c)
+	if len(errs) > 0 {
+		for i := range errs {
+			if errs[i].Line == 0 {
+				errs[i].Line = lines.line(errs[i].Path)
+			}
+		}
+		return nil, warnings, &InvalidError{File: name, Fields: errs}
+	}
+	return c, warnings, nil
+}
+
+// decode parses the YAML, rejects unknown fields with their line, and
+// remembers the line of every field for validation messages.
+func decode(name string, data []byte) (*Cluster, lineIndex, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		return nil, nil, &InvalidError{File: name, Fields: []FieldError{{Path: "(file)", Msg: yamlMessage(err)}}}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, nil, &InvalidError{File: name, Fields: []FieldError{{Path: "(file)", Line: extra.Line, Msg: "holds more than one YAML document; put one Cluster in it"}}}
+	}
+	if len(root.Content) == 0 {
+		return nil, nil, &InvalidError{File: name, Fields: []FieldError{{Path: "(file)", Msg: "is empty; 'kubeforge config example' prints a commented one"}}}
+	}
+	lines := lineIndex{}
+	var errs []FieldError
+	checkFields(root.Content[0], reflect.TypeOf(Cluster{}), "", lines, &errs)
+	if len(errs) > 0 {
+		return nil, nil, &InvalidError{File: name, Fields: errs}
+	}
+	var c Cluster
+	if err := root.Content[0].Decode(&c); err != nil {
+		return nil, nil, &InvalidError{File: name, Fields: typeErrors(err, lines)}
+	}
+	return &c, lines, nil
+}
+
+// lineIndex maps a field path to its line in the file.
+type lineIndex map[string]int
+
+// line returns the line of path or of its nearest parent in the file.
+func (l lineIndex) line(path string) int {
+	for p := path; p != ""; {
+		if n, ok := l[p]; ok {
+			return n
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return 0
+}
+
+// pathAt returns the deepest field path on a line.
+func (l lineIndex) pathAt(line int) string {
+	best := "(value)"
+	for p, n := range l {
+		if n == line && (best == "(value)" || len(p) > len(best)) {
+			best = p
+		}
+	}
+	return best
+}
+
+// checkFields walks a YAML node against the Go type it decodes into and
+// reports every key that is not a field, with its line and path.
+func checkFields(n *yaml.Node, t reflect.Type, path string, lines lineIndex, errs *[]FieldError) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if path != "" {
+		lines[path] = n.Line
+	}
+	switch {
+	case t == reflect.TypeOf(Duration{}):
+		return
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, val := n.Content[i], n.Content[i+1]
+			p := join(path, key.Value)
+			ft, ok := fields[key.Value]
+			if !ok {
+				*errs = append(*errs, FieldError{Path: p, Line: key.Line, Msg: "unknown field" + suggest(key.Value, fields)})
+				continue
+			}
+			lines[p] = key.Line
+			checkFields(val, ft, p, lines, errs)
+		}
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i, item := range n.Content {
+			checkFields(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), lines, errs)
+		}
+	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			checkFields(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), lines, errs)
+		}
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// yamlFields maps a struct's YAML keys to field types.
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		out[name] = f.Type
+	}
+	return out
+}
+
+// suggest proposes the known field closest to a misspelt one.
+func suggest(key string, fields map[string]reflect.Type) string {
+	best, bestDist := "", 3
+	names := make([]string, 0, len(fields))
+	for n := range fields {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if d := editDistance(strings.ToLower(key), strings.ToLower(n)); d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf(" (did you mean %q?)", best)
+	}
+	return fmt.Sprintf(" (known fields: %s)", strings.Join(names, ", "))
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// typeErrors turns yaml's "line N: cannot unmarshal ..." into field errors.
+func typeErrors(err error, lines lineIndex) []FieldError {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return []FieldError{{Path: "(file)", Msg: yamlMessage(err)}}
+	}
+	out := make([]FieldError, 0, len(te.Errors))
+	for _, e := range te.Errors {
+		line := 0
+		if rest, ok := strings.CutPrefix(e, "line "); ok {
+			if n, tail, ok := strings.Cut(rest, ": "); ok {
+				line, _ = strconv.Atoi(n)
+				e = tail
+			}
+		}
+		out = append(out, FieldError{Path: lines.pathAt(line), Line: line, Msg: e})
+	}
+	return out
+}
+
+func yamlMessage(err error) string {
+	return strings.TrimPrefix(err.Error(), "yaml: ")
+}
+
+// UnmarshalYAML reads "90s", "8760h" or "365d".
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if err := d.UnmarshalText([]byte(n.Value)); err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	return nil
+}
+
+// UnmarshalText reads "90s", "8760h" or "365d".
+func (d *Duration) UnmarshalText(text []byte) error {
+	s := strings.TrimSpace(string(text))
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		v, err := strconv.ParseFloat(days, 64)
+		if err != nil {
+			return fmt.Errorf("invalid duration %q: use e.g. 8760h or 365d", s)
+		}
+		d.Duration = time.Duration(v * float64(24*time.Hour))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: use e.g. 8760h or 365d", s)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalYAML writes the duration as time.Duration prints it.
+func (d Duration) MarshalYAML() (any, error) { return d.Duration.String(), nil }
