@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,8 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"github.com/kubeforge/kubeforge/certs"
 )
 
 func kubeBinary(t *testing.T) string {
@@ -79,86 +79,96 @@ func startProcess(t *testing.T, kube, dir, component string, args ...string) {
 	})
 }
 
-// TestEtcdAndAPIServer proves the bundle is real: the multicall binary's
-// etcd and kube-apiserver serve, over mutual TLS, what its kubectl asks.
+// TestEtcdAndAPIServer proves the bundle and the PKI are real: the
+// multicall binary's etcd and kube-apiserver, with certificates from
+// package certs, serve over mutual TLS what the bundled kubectl asks with
+// the generated kubeconfigs.
 func TestEtcdAndAPIServer(t *testing.T) {
 	kube := kubeBinary(t)
 	dir := t.TempDir()
-	ca := newThrowawayCA(t, dir)
-	ca.issue(t, "etcd", "etcd", nil, "127.0.0.1")
-	ca.issue(t, "apiserver-etcd-client", "kube-apiserver-etcd-client", nil)
-	ca.issue(t, "apiserver", "kube-apiserver", nil, "127.0.0.1", "10.96.0.1")
-	ca.issue(t, "admin", "kubernetes-admin", []string{"system:masters"})
-	ca.issue(t, "sa", "service-accounts", nil)
-
 	clientPort, peerPort, apiPort := freePort(t), freePort(t), freePort(t)
+	node := certs.Node{Name: "it-node", IP: netip.MustParseAddr("127.0.0.1")}
+	spec := certs.Spec{
+		ClusterName: "it", Endpoint: fmt.Sprintf("127.0.0.1:%d", apiPort), APIServerPort: apiPort,
+		ServiceCIDR: netip.MustParsePrefix("10.96.0.0/12"), DNSDomain: "cluster.local",
+		ControlPlanes: []certs.Node{node}, EtcdMembers: []certs.Node{node}, KubeletNodes: []certs.Node{node},
+		Key: certs.ECDSAP256, CAValidity: 24 * time.Hour, Validity: time.Hour,
+	}
+	pkiDir := filepath.Join(dir, "state")
+	if _, err := certs.Generate(spec, certs.Dir(pkiDir), certs.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	pki := func(rel string) string { return filepath.Join(pkiDir, rel) }
+
 	etcdURL := fmt.Sprintf("https://127.0.0.1:%d", clientPort)
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
+	peerURL := fmt.Sprintf("https://127.0.0.1:%d", peerPort)
+	member := "nodes/it-node/pki/etcd/"
 	startProcess(t, kube, dir, "etcd",
-		"--name=it", "--data-dir="+filepath.Join(dir, "etcd-data"),
+		"--name=it-node", "--data-dir="+filepath.Join(dir, "etcd-data"),
 		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
 		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
-		"--initial-cluster=it="+peerURL,
-		"--cert-file="+ca.path("etcd.crt"), "--key-file="+ca.path("etcd.key"),
-		"--client-cert-auth", "--trusted-ca-file="+ca.path("ca.crt"))
+		"--initial-cluster=it-node="+peerURL,
+		"--cert-file="+pki(member+"server.crt"), "--key-file="+pki(member+"server.key"),
+		"--client-cert-auth", "--trusted-ca-file="+pki("pki/etcd/ca.crt"),
+		"--peer-cert-file="+pki(member+"peer.crt"), "--peer-key-file="+pki(member+"peer.key"),
+		"--peer-client-cert-auth", "--peer-trusted-ca-file="+pki("pki/etcd/ca.crt"))
 	startProcess(t, kube, dir, "kube-apiserver",
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", apiPort),
-		"--etcd-servers="+etcdURL, "--etcd-cafile="+ca.path("ca.crt"),
-		"--etcd-certfile="+ca.path("apiserver-etcd-client.crt"), "--etcd-keyfile="+ca.path("apiserver-etcd-client.key"),
-		"--tls-cert-file="+ca.path("apiserver.crt"), "--tls-private-key-file="+ca.path("apiserver.key"),
-		"--client-ca-file="+ca.path("ca.crt"), "--authorization-mode=Node,RBAC",
+		"--etcd-servers="+etcdURL, "--etcd-cafile="+pki("pki/etcd/ca.crt"),
+		"--etcd-certfile="+pki("pki/apiserver-etcd-client.crt"), "--etcd-keyfile="+pki("pki/apiserver-etcd-client.key"),
+		"--tls-cert-file="+pki("pki/apiserver.crt"), "--tls-private-key-file="+pki("pki/apiserver.key"),
+		"--client-ca-file="+pki("pki/ca.crt"), "--authorization-mode=Node,RBAC",
+		"--kubelet-client-certificate="+pki("pki/apiserver-kubelet-client.crt"), "--kubelet-client-key="+pki("pki/apiserver-kubelet-client.key"),
+		"--requestheader-client-ca-file="+pki("pki/front-proxy-ca.crt"), "--proxy-client-cert-file="+pki("pki/front-proxy-client.crt"),
+		"--proxy-client-key-file="+pki("pki/front-proxy-client.key"), "--requestheader-allowed-names=front-proxy-client",
+		"--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 		"--service-cluster-ip-range=10.96.0.0/12",
 		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file="+ca.path("sa.pub"), "--service-account-signing-key-file="+ca.path("sa.key"),
-		"--cert-dir="+filepath.Join(dir, "apiserver-certs"))
+		"--service-account-key-file="+pki("pki/sa.pub"), "--service-account-signing-key-file="+pki("pki/sa.key"))
 
-	kubeconfig := filepath.Join(dir, "admin.conf")
-	writeKubeconfig(t, kubeconfig, fmt.Sprintf("https://127.0.0.1:%d", apiPort), ca)
-	kubectl := func(args ...string) (string, error) {
+	kubectl := func(kubeconfig string, args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, kube, append([]string{"kubectl", "--kubeconfig=" + kubeconfig}, args...)...).CombinedOutput()
+		out, err := exec.CommandContext(ctx, kube, append([]string{"kubectl", "--kubeconfig=" + pki(kubeconfig)}, args...)...).CombinedOutput()
 		return strings.TrimSpace(string(out)), err
 	}
 
 	deadline := time.Now().Add(3 * time.Minute)
-	var last string
 	for {
-		out, err := kubectl("get", "--raw", "/readyz")
+		out, err := kubectl(certs.SuperAdminConf, "get", "--raw", "/readyz")
 		if err == nil && out == "ok" {
 			break
 		}
-		last = out
 		if time.Now().After(deadline) {
-			t.Fatalf("apiserver not ready after 3m: %s", last)
+			t.Fatalf("apiserver not ready after 3m: %s", out)
 		}
 		time.Sleep(time.Second)
 	}
 
-	if out, err := kubectl("create", "namespace", "kubeforge-it"); err != nil {
+	if out, err := kubectl(certs.SuperAdminConf, "create", "namespace", "kubeforge-it"); err != nil {
 		t.Fatalf("create namespace: %v: %s", err, out)
 	}
-	out, err := kubectl("get", "namespace", "kubeforge-it", "-o", "jsonpath={.metadata.name}/{.status.phase}")
+	out, err := kubectl(certs.SuperAdminConf, "get", "namespace", "kubeforge-it", "-o", "jsonpath={.metadata.name}/{.status.phase}")
 	if err != nil || out != "kubeforge-it/Active" {
 		t.Fatalf("read back namespace: %v: %q", err, out)
 	}
+	// admin.conf's group has no rights until init binds it to cluster-admin.
+	if out, err := kubectl(certs.AdminConf, "get", "namespaces"); err == nil || !strings.Contains(out, "Forbidden") {
+		t.Fatalf("admin.conf before the binding: %v: %s", err, out)
+	}
+	if out, err := kubectl(certs.SuperAdminConf, "create", "clusterrolebinding", "kubeadm:cluster-admins",
+		"--clusterrole=cluster-admin", "--group="+certs.ClusterAdminsGroup); err != nil {
+		t.Fatalf("bind: %v: %s", err, out)
+	}
+	if out, err := kubectl(certs.AdminConf, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"); err != nil || out != certs.AdminCN {
+		t.Fatalf("admin.conf whoami: %v: %s", err, out)
+	}
 	// The data really went through etcd: the key is there.
-	raw, err := exec.Command(kube, "etcdctl", "--endpoints="+etcdURL, "--cacert="+ca.path("ca.crt"),
-		"--cert="+ca.path("apiserver-etcd-client.crt"), "--key="+ca.path("apiserver-etcd-client.key"),
+	raw, err := exec.Command(kube, "etcdctl", "--endpoints="+etcdURL, "--cacert="+pki("pki/etcd/ca.crt"),
+		"--cert="+pki("pki/etcd/healthcheck-client.crt"), "--key="+pki("pki/etcd/healthcheck-client.key"),
 		"get", "/registry/namespaces/kubeforge-it", "--keys-only").CombinedOutput()
 	if err != nil || strings.TrimSpace(string(raw)) != "/registry/namespaces/kubeforge-it" {
 		t.Fatalf("etcdctl get: %v: %s", err, raw)
-	}
-}
-
-func writeKubeconfig(t *testing.T, path, server string, ca *throwawayCA) {
-	t.Helper()
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["it"] = &clientcmdapi.Cluster{Server: server, CertificateAuthority: ca.path("ca.crt")}
-	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificate: ca.path("admin.crt"), ClientKey: ca.path("admin.key")}
-	cfg.Contexts["it"] = &clientcmdapi.Context{Cluster: "it", AuthInfo: "admin"}
-	cfg.CurrentContext = "it"
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		t.Fatal(err)
 	}
 }

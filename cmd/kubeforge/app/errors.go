@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+
+	"github.com/kubeforge/kubeforge/certs"
+	"github.com/kubeforge/kubeforge/internal/config"
 )
 
 // Exit codes. Every error reaching Main is turned into a message and one of
@@ -54,14 +57,18 @@ func handleError(w io.Writer, log *slog.Logger, err error) int {
 
 func exitCode(err error) int {
 	var (
-		usage usageError
-		coder exitCoder
+		usage   usageError
+		coder   exitCoder
+		invalid *config.InvalidError
+		badFile *certs.FileError
 	)
 	switch {
 	case errors.Is(err, context.Canceled):
 		return ExitCanceled
 	case errors.As(err, &usage):
 		return ExitUsage
+	case errors.As(err, &invalid), errors.As(err, &badFile):
+		return ExitInvalid
 	case errors.As(err, &coder):
 		return coder.ExitCode()
 	default:

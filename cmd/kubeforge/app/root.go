@@ -50,6 +50,7 @@ type GlobalOptions struct {
 	Verbosity int
 	LogFile   string
 	Bundle    string
+	StateDir  string
 }
 
 // Main runs kubeforge with args and returns the process exit code.
@@ -116,9 +117,11 @@ of binaries built from upstream source. Nothing is downloaded at install time.`,
 	pf.CountVarP(&g.Verbosity, "verbose", "v", "more output on the terminal: -v info details, -vv debug")
 	pf.StringVar(&g.LogFile, "log-file", "", "also write a full debug log to this file")
 	pf.StringVar(&g.Bundle, "bundle", "", "component bundle directory (default: next to the kubeforge binary)")
+	pf.StringVar(&g.StateDir, "state-dir", "", "the cluster's state directory: PKI, known_hosts, admin.conf, logs (default ~/.kubeforge/<cluster name>)")
 
 	root.AddCommand(
 		NewCmdVersion(deps, nil),
+		NewCmdCerts(deps),
 	)
 	return root
 }

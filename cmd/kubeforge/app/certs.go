@@ -1,0 +1,385 @@
+package app
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kubeforge/kubeforge/certs"
+	"github.com/kubeforge/kubeforge/internal/config"
+)
+
+// NewCmdCerts builds `kubeforge certs`.
+func NewCmdCerts(deps *Deps) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "certs",
+		Short: "Generate, inspect and renew the cluster's certificates",
+		Long: `The cluster's PKI, in kubeadm's layout: three CAs (ca, etcd/ca, front-proxy-ca), the
+service-account key pair, the leaf certificates and the kubeconfigs with embedded
+client certificates. It lives in the state directory on the admin machine
+(DIR/pki, DIR/*.conf, DIR/nodes/<host>/...); each host gets only what it needs.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(
+		NewCmdCertsGenerate(deps, nil),
+		NewCmdCertsCheckExpiration(deps, nil),
+		NewCmdCertsRenew(deps, nil),
+	)
+	return cmd
+}
+
+// CertsGenerateOptions are the options of `certs generate`.
+type CertsGenerateOptions struct {
+	File string
+	Dir  string
+}
+
+// NewCmdCertsGenerate builds `certs generate`.
+func NewCmdCertsGenerate(deps *Deps, runF func(*CertsGenerateOptions) error) *cobra.Command {
+	opts := &CertsGenerateOptions{}
+	cmd := &cobra.Command{
+		Use:   "generate -f CLUSTER_FILE [--dir DIR]",
+		Short: "Create the cluster's PKI, or bring an existing one in line with the cluster file",
+		Long: `Create every CA, key pair, certificate and kubeconfig the cluster file calls for.
+
+Re-running is safe: valid files are kept; a certificate whose names or subject no
+longer match the cluster file, that no longer chains to its CA, or that expired is
+issued again; an existing CA is never replaced. Damaged files stop it with an error
+naming them, before anything is written.`,
+		Example: `  kubeforge certs generate -f cluster.yaml
+  kubeforge certs generate -f cluster.yaml --dir /tmp/pki`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return runCertsGenerate(deps, opts)
+		},
+	}
+	cmd.Flags().StringVarP(&opts.File, clusterFileFlag, "f", "", "cluster file")
+	cmd.Flags().StringVar(&opts.Dir, "dir", "", "PKI directory (default: the state directory)")
+	return cmd
+}
+
+func runCertsGenerate(deps *Deps, opts *CertsGenerateOptions) error {
+	c, err := loadCluster(deps, opts.File)
+	if err != nil {
+		return err
+	}
+	dir, err := pkiDir(deps, opts.Dir, c.Metadata.Name)
+	if err != nil {
+		return err
+	}
+	spec, err := certs.SpecFromCluster(c)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	results, err := certs.Generate(spec, certs.Dir(dir), certs.Options{})
+	printResults(deps, results)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(deps.IO.Out, "PKI in %s (%s)\n", dir, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func printResults(deps *Deps, results []certs.Result) {
+	tw := tabwriter.NewWriter(deps.IO.Out, 0, 4, 2, ' ', 0)
+	for _, r := range results {
+		line := fmt.Sprintf("%s\t%s\t%s", r.Action, r.Name, r.Path)
+		if r.Reason != "" {
+			line += "\t(" + r.Reason + ")"
+		}
+		fmt.Fprintln(tw, line)
+		deps.Log.Info("certs", "action", r.Action, "name", r.Name, "path", r.Path, "reason", r.Reason)
+	}
+	tw.Flush()
+}
+
+// pkiDir is --dir, else the cluster's state directory.
+func pkiDir(deps *Deps, dir, clusterName string) (string, error) {
+	if dir != "" {
+		return dir, nil
+	}
+	return stateDir(deps, clusterName)
+}
+
+// CertsCheckOptions are the options of `certs check-expiration`.
+type CertsCheckOptions struct {
+	File       string
+	Dir        string
+	Output     string
+	WarnWithin time.Duration
+}
+
+// NewCmdCertsCheckExpiration builds `certs check-expiration`.
+func NewCmdCertsCheckExpiration(deps *Deps, runF func(*CertsCheckOptions) error) *cobra.Command {
+	opts := &CertsCheckOptions{}
+	cmd := &cobra.Command{
+		Use:   "check-expiration [--dir DIR | -f CLUSTER_FILE]",
+		Short: "Show when every certificate expires; exit 1 if one has expired or expires soon",
+		Long: `List every certificate file and every certificate embedded in a kubeconfig in the PKI
+directory: when it expires, how long is left, which CA signed it, whether it is a CA.
+
+The exit code is 1 when any certificate has expired, expires within --warn-within, or
+cannot be read, so this can run from cron or a monitoring check.`,
+		Example: `  kubeforge certs check-expiration -f cluster.yaml
+  kubeforge certs check-expiration --dir ~/.kubeforge/prod -o json
+  kubeforge certs check-expiration --dir DIR --warn-within 60d || mail -s "renew certificates" ops`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.Output != "" && opts.Output != "table" && opts.Output != "json" {
+				return usageError{fmt.Errorf("--output %q: use table or json", opts.Output)}
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return runCertsCheck(deps, opts)
+		},
+	}
+	cmd.Flags().StringVarP(&opts.File, clusterFileFlag, "f", "", "cluster file (names the state directory)")
+	cmd.Flags().StringVar(&opts.Dir, "dir", "", "PKI directory (default: the state directory)")
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "table", "output format: table or json")
+	cmd.Flags().Var(durationFlag{&opts.WarnWithin}, "warn-within", "warn about certificates that expire within this time (e.g. 30d, 72h)")
+	opts.WarnWithin = 30 * 24 * time.Hour
+	return cmd
+}
+
+// expiryProblem is the error check-expiration returns after printing its
+// report: exit code 1, nothing more to print but the summary.
+type expiryProblem struct{ summary string }
+
+func (e *expiryProblem) Error() string { return e.summary }
+func (e *expiryProblem) ExitCode() int { return ExitFailure }
+
+func runCertsCheck(deps *Deps, opts *CertsCheckOptions) error {
+	dir := opts.Dir
+	if dir == "" {
+		if opts.File == "" && deps.Global.StateDir == "" {
+			return usageError{fmt.Errorf("which PKI? pass --dir DIR or -f CLUSTER_FILE")}
+		}
+		name := ""
+		if opts.File != "" {
+			c, err := loadCluster(deps, opts.File)
+			if err != nil {
+				return err
+			}
+			name = c.Metadata.Name
+		}
+		var err error
+		if dir, err = stateDir(deps, name); err != nil {
+			return err
+		}
+	}
+	now := time.Now()
+	entries, err := certs.Check(certs.Dir(dir), now)
+	if err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		return fmt.Errorf("%s holds no certificates: is it the PKI directory? ('kubeforge certs generate' creates one)", dir)
+	}
+	var expired, soon, broken int
+	status := make([]string, len(entries))
+	for i, e := range entries {
+		switch {
+		case e.Error != "":
+			broken++
+			status[i] = "unreadable"
+		case e.Expired():
+			expired++
+			status[i] = "EXPIRED"
+		case e.Residual < opts.WarnWithin:
+			soon++
+			status[i] = "expires soon"
+		default:
+			status[i] = "ok"
+		}
+	}
+	if opts.Output == "json" {
+		type row struct {
+			certs.Expiry
+			ResidualText string `json:"residualText,omitempty"`
+			Status       string `json:"status"`
+		}
+		report := struct {
+			Dir          string `json:"dir"`
+			WarnWithin   string `json:"warnWithin"`
+			Certificates []row  `json:"certificates"`
+		}{Dir: dir, WarnWithin: opts.WarnWithin.String()}
+		for i, e := range entries {
+			r := row{Expiry: e, Status: status[i]}
+			if e.Error == "" {
+				r.ResidualText = humanDuration(e.Residual)
+			}
+			report.Certificates = append(report.Certificates, r)
+		}
+		enc := json.NewEncoder(deps.IO.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(report); err != nil {
+			return err
+		}
+	} else {
+		tw := tabwriter.NewWriter(deps.IO.Out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CERTIFICATE\tEXPIRES\tRESIDUAL TIME\tSIGNED BY\tCA\tSTATUS\tFILE")
+		for i, e := range entries {
+			if e.Error != "" {
+				fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t%s: %s\t%s\n", e.Name, status[i], e.Error, e.Path)
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.NotAfter.Format("Jan 02, 2006 15:04 MST"),
+				humanDuration(e.Residual), e.CA, yesNo(e.IsCA), status[i], e.Path)
+		}
+		tw.Flush()
+	}
+	if expired+soon+broken == 0 {
+		return nil
+	}
+	var parts []string
+	if expired > 0 {
+		parts = append(parts, fmt.Sprintf("%d expired", expired))
+	}
+	if soon > 0 {
+		parts = append(parts, fmt.Sprintf("%d expire within %s", soon, humanDuration(opts.WarnWithin)))
+	}
+	if broken > 0 {
+		parts = append(parts, fmt.Sprintf("%d cannot be read", broken))
+	}
+	return &expiryProblem{summary: fmt.Sprintf("certificates in %s: %s; renew with 'kubeforge certs renew all --dir %s'",
+		dir, strings.Join(parts, ", "), dir)}
+}
+
+// CertsRenewOptions are the options of `certs renew`.
+type CertsRenewOptions struct {
+	Names []string
+	File  string
+	Dir   string
+}
+
+// NewCmdCertsRenew builds `certs renew`.
+func NewCmdCertsRenew(deps *Deps, runF func(*CertsRenewOptions) error) *cobra.Command {
+	opts := &CertsRenewOptions{}
+	cmd := &cobra.Command{
+		Use:   "renew all|NAME... [--dir DIR] [-f CLUSTER_FILE]",
+		Short: "Renew certificates in the PKI directory, keeping their identity",
+		Long: `Issue each named certificate again, signed by the existing CA, with the subject, names
+and usages of the current certificate (plus any names the cluster file adds) and a
+new key. Certificates embedded in kubeconfigs are renewed in place. The files are
+backed up to DIR/backups/<time>/ first. CAs are never renewed here.
+
+Names: all, ` + strings.Join([]string{certs.APIServerName, certs.APIServerKubeletClient, certs.APIServerEtcdClient,
+			certs.FrontProxyClient, certs.EtcdServerName, certs.EtcdPeerName, certs.EtcdHealthcheckClientName, certs.AdminConf,
+			certs.SuperAdminConf, certs.ControllerManagerConf, certs.SchedulerConf, certs.KubeProxyConf, certs.KubeletConf}, ", "),
+		Example: `  kubeforge certs renew all -f cluster.yaml
+  kubeforge certs renew apiserver admin.conf --dir ~/.kubeforge/prod`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{fmt.Errorf("name what to renew: all, or certificate names")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Names = args
+			if runF != nil {
+				return runF(opts)
+			}
+			return runCertsRenew(deps, opts)
+		},
+	}
+	cmd.Flags().StringVarP(&opts.File, clusterFileFlag, "f", "", "cluster file: adds configured names, sets validity and key type")
+	cmd.Flags().StringVar(&opts.Dir, "dir", "", "PKI directory (default: the state directory)")
+	return cmd
+}
+
+func runCertsRenew(deps *Deps, opts *CertsRenewOptions) error {
+	ro := certs.RenewOptions{}
+	dir := opts.Dir
+	if opts.File != "" {
+		c, err := loadCluster(deps, opts.File)
+		if err != nil {
+			return err
+		}
+		spec, err := certs.SpecFromCluster(c)
+		if err != nil {
+			return err
+		}
+		ro.Spec = &spec
+		if dir, err = pkiDir(deps, dir, c.Metadata.Name); err != nil {
+			return err
+		}
+	}
+	if dir == "" {
+		if deps.Global.StateDir == "" {
+			return usageError{fmt.Errorf("which PKI? pass --dir DIR or -f CLUSTER_FILE")}
+		}
+		dir = deps.Global.StateDir
+	}
+	backup, results, err := certs.Renew(certs.Dir(dir), opts.Names, ro)
+	if backup != "" {
+		fmt.Fprintf(deps.IO.Out, "backup of the previous files: %s\n", backup)
+	}
+	printResults(deps, results)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(deps.IO.Out, "%d certificates renewed in %s. The components read them at start: restart the ones that use them on every host.\n",
+		len(results), dir)
+	return nil
+}
+
+// durationFlag is a time.Duration flag that also takes days ("30d").
+type durationFlag struct{ d *time.Duration }
+
+func (f durationFlag) String() string {
+	if f.d == nil {
+		return ""
+	}
+	return humanDuration(*f.d)
+}
+func (f durationFlag) Type() string { return "duration" }
+func (f durationFlag) Set(s string) error {
+	var d config.Duration
+	if err := d.UnmarshalText([]byte(s)); err != nil {
+		return err
+	}
+	*f.d = d.Duration
+	return nil
+}
+
+// humanDuration prints a duration the way kubeadm's expiry table does.
+func humanDuration(d time.Duration) string {
+	neg := d < 0
+	if neg {
+		d = -d
+	}
+	var s string
+	switch {
+	case d < time.Minute:
+		s = fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		s = fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		s = fmt.Sprintf("%dh", int(d.Hours()))
+	case d < 2*365*24*time.Hour:
+		s = fmt.Sprintf("%dd", int(d.Hours()/24))
+	default:
+		s = fmt.Sprintf("%dy", int(d.Hours()/24/365))
+	}
+	if neg {
+		return "-" + s
+	}
+	return s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
