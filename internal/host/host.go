@@ -1,0 +1,236 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/kubeforge/kubeforge/internal/config"
+)
+
+// Host is one machine of the cluster, connected.
+type Host struct {
+	// Spec is the host as the cluster file describes it.
+	Spec *config.Host
+	// Facts are what was observed on it (nil until gathered).
+	Facts *Facts
+
+	// Log receives every command run, at debug level.
+	Log *slog.Logger
+
+	t    Transport
+	sudo sudo
+}
+
+// New wraps a transport; tests pass a scripted one.
+func New(spec *config.Host, t Transport) *Host { return &Host{Spec: spec, t: t} }
+
+// Name is the host's name in the cluster file.
+func (h *Host) Name() string { return h.Spec.Name }
+
+// String names the host in messages: "lab2 (172.30.0.12)".
+func (h *Host) String() string {
+	if h.Spec.Address == "" {
+		return h.Spec.Name
+	}
+	return h.Spec.Name + " (" + h.Spec.Address + ")"
+}
+
+// Close ends the connection.
+func (h *Host) Close() error { return h.t.Close() }
+
+// CommandError is a command that exited non-zero on a host.
+type CommandError struct {
+	Host     string
+	Cmd      string
+	ExitCode int
+	Stderr   string
+}
+
+func (e *CommandError) Error() string {
+	msg := strings.TrimSpace(e.Stderr)
+	if msg == "" {
+		msg = "no error output"
+	}
+	return fmt.Sprintf("host %s: `%s` exited %d: %s", e.Host, shorten(e.Cmd, 120), e.ExitCode, msg)
+}
+
+func shorten(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+// Run runs cmd as root and returns its standard output; a non-zero exit
+// is a *CommandError carrying stderr.
+func (h *Host) Run(ctx context.Context, cmd string) (string, error) {
+	out, err := h.RunWithInput(ctx, cmd, nil)
+	return string(out), err
+}
+
+// RunWithInput is Run with data on the command's standard input.
+func (h *Host) RunWithInput(ctx context.Context, cmd string, stdin []byte) ([]byte, error) {
+	line, input := h.sudo.wrap(cmd, stdin)
+	start := time.Now()
+	res, err := h.t.Run(ctx, line, input)
+	if h.Log != nil {
+		h.Log.Debug("run", "host", h.Spec.Name, "cmd", cmd, "exit", res.ExitCode, "duration", time.Since(start),
+			"stderr", string(res.Stderr), "error", err)
+	}
+	if err != nil {
+		return res.Stdout, fmt.Errorf("host %s: %w", h, err)
+	}
+	if res.ExitCode != 0 {
+		return res.Stdout, &CommandError{Host: h.String(), Cmd: cmd, ExitCode: res.ExitCode, Stderr: h.sudo.scrub(string(res.Stderr))}
+	}
+	return res.Stdout, nil
+}
+
+// Check runs cmd as root and reports whether it exited 0; for tests
+// ("is this installed?") whose failure is an answer, not an error.
+func (h *Host) Check(ctx context.Context, cmd string) (bool, error) {
+	_, err := h.Run(ctx, cmd)
+	var ce *CommandError
+	if errors.As(err, &ce) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// RunAsUser runs cmd as the login user, without sudo.
+func (h *Host) RunAsUser(ctx context.Context, cmd string) (string, error) {
+	res, err := h.t.Run(ctx, cmd, nil)
+	if err != nil {
+		return "", fmt.Errorf("host %s: %w", h, err)
+	}
+	if res.ExitCode != 0 {
+		return string(res.Stdout), &CommandError{Host: h.String(), Cmd: cmd, ExitCode: res.ExitCode, Stderr: string(res.Stderr)}
+	}
+	return string(res.Stdout), nil
+}
+
+// FileSum returns the sha256 of a file on the host, "" if it does not exist.
+func (h *Host) FileSum(ctx context.Context, p string) (string, error) {
+	out, err := h.Run(ctx, "if [ -f "+quote(p)+" ]; then sha256sum "+quote(p)+"; fi")
+	if err != nil {
+		return "", err
+	}
+	sum, _, _ := strings.Cut(strings.TrimSpace(out), " ")
+	return sum, nil
+}
+
+// ReadFile returns a file's content; os.ErrNotExist when it is missing.
+func (h *Host) ReadFile(ctx context.Context, p string) ([]byte, error) {
+	out, err := h.RunWithInput(ctx, "if [ -e "+quote(p)+" ]; then cat "+quote(p)+"; else exit 3; fi", nil)
+	var ce *CommandError
+	if errors.As(err, &ce) && ce.ExitCode == 3 {
+		return nil, fmt.Errorf("host %s: %s: %w", h, p, os.ErrNotExist)
+	}
+	return out, err
+}
+
+// FileMode is a remote file's permissions and owner.
+type FileMode struct {
+	Perm  os.FileMode
+	Owner string // "root:root"
+}
+
+// WriteFile makes p hold data with mode, atomically (a temporary file in
+// the same directory, renamed). It returns false, writing nothing, when the
+// file already has that content and mode.
+func (h *Host) WriteFile(ctx context.Context, p string, data []byte, mode FileMode) (bool, error) {
+	sum := sha256.Sum256(data)
+	want := hex.EncodeToString(sum[:])
+	same, err := h.sameFile(ctx, p, want, mode)
+	if err != nil || same {
+		return false, err
+	}
+	return true, h.put(ctx, bytes.NewReader(data), p, want, mode)
+}
+
+// Upload copies a local file to p unless p already has its sha256 (given,
+// to hash big files once for all hosts). It returns whether it copied.
+func (h *Host) Upload(ctx context.Context, local, p, sha string, mode FileMode) (bool, error) {
+	same, err := h.sameFile(ctx, p, sha, mode)
+	if err != nil || same {
+		return false, err
+	}
+	f, err := os.Open(local)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	return true, h.put(ctx, f, p, sha, mode)
+}
+
+func (h *Host) sameFile(ctx context.Context, p, sha string, mode FileMode) (bool, error) {
+	out, err := h.Run(ctx, "if [ -f "+quote(p)+" ]; then sha256sum "+quote(p)+" && stat -c '%a %U:%G' "+quote(p)+"; fi")
+	if err != nil {
+		return false, err
+	}
+	fields := strings.Fields(out)
+	if len(fields) < 4 {
+		return false, nil
+	}
+	return fields[0] == sha && fields[2] == fmt.Sprintf("%o", mode.Perm) && fields[3] == mode.owner(), nil
+}
+
+func (m FileMode) owner() string {
+	if m.Owner == "" {
+		return "root:root"
+	}
+	return m.Owner
+}
+
+// put stages r in a private temporary file as the login user, checks its
+// sha256, then as root installs it next to p and renames it over p.
+func (h *Host) put(ctx context.Context, r io.Reader, p, sha string, mode FileMode) error {
+	stage := "/tmp/.kubeforge-" + randomSuffix()
+	if err := h.t.Put(ctx, r, stage); err != nil {
+		_, _ = h.RunAsUser(context.WithoutCancel(ctx), "rm -f "+quote(stage))
+		return fmt.Errorf("host %s: upload %s: %w", h, p, err)
+	}
+	owner, group, _ := strings.Cut(mode.owner(), ":")
+	tmp := path.Join(path.Dir(p), "."+path.Base(p)+".kubeforge-"+randomSuffix())
+	script := fmt.Sprintf(`set -e
+trap 'rm -f %[1]s %[2]s' EXIT
+if [ "$(sha256sum < %[1]s | cut -d' ' -f1)" != %[3]s ]; then echo "upload corrupted in transit" >&2; exit 1; fi
+mkdir -p %[4]s
+install -m %[5]o -o %[6]s -g %[7]s %[1]s %[2]s
+mv -f %[2]s %[8]s`, quote(stage), quote(tmp), quote(sha), quote(path.Dir(p)), mode.Perm, quote(owner), quote(group), quote(p))
+	if _, err := h.Run(ctx, script); err != nil {
+		return fmt.Errorf("install %s: %w", p, err)
+	}
+	return nil
+}
+
+func randomSuffix() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// quote makes s one word for sh.
+func quote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:=@%,", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Quote is quote for callers that build command lines.
+func Quote(s string) string { return quote(s) }
