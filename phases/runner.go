@@ -1,0 +1,242 @@
+package phases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/kubeforge/kubeforge/internal/config"
+	"github.com/kubeforge/kubeforge/playbooks"
+)
+
+// Runner plays a playbook: for each step, it selects the hosts, runs the
+// phase on them (in parallel up to Concurrency, or one by one), prints a
+// line per host with its duration, collects the per-host errors and stops
+// after a step that failed.
+type Runner struct {
+	Env         *Env
+	Pool        *Pool
+	Concurrency int
+	DryRun      bool
+	// Skip lists phases not to run (--skip-phases).
+	Skip []string
+	// Only runs just this phase (`kubeforge <action> phase <name>`).
+	Only string
+	Out  io.Writer
+	Log  *slog.Logger
+	// Now is the clock (tests).
+	Now func() time.Time
+	// NewPhase builds phases by name; New when nil (tests pass fakes).
+	NewPhase func(name string, env *Env) (Phase, error)
+}
+
+// StepError is a step that failed on some hosts; Err aggregates the
+// per-host errors (a *multierror.Error), each naming its host.
+type StepError struct {
+	Phase  string
+	Failed int
+	Of     int
+	Err    error
+}
+
+func (e *StepError) Error() string {
+	return fmt.Sprintf("phase %s failed on %d of %d hosts:\n%s", e.Phase, e.Failed, e.Of, indent(e.Err))
+}
+func (e *StepError) Unwrap() error { return e.Err }
+
+func indent(err error) string {
+	var me *multierror.Error
+	if !errors.As(err, &me) {
+		return "  " + err.Error()
+	}
+	lines := make([]string, len(me.Errors))
+	for i, e := range me.Errors {
+		lines[i] = "  - " + strings.ReplaceAll(e.Error(), "\n", "\n    ")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// StepTiming is one line of the final summary.
+type StepTiming struct {
+	Phase    string
+	Hosts    int
+	Duration time.Duration
+	Skipped  string
+}
+
+// Run plays pb.
+func (r *Runner) Run(ctx context.Context, pb *playbooks.Playbook) ([]StepTiming, error) {
+	if r.Only != "" && !slices.Contains(pb.Phases(), r.Only) {
+		return nil, fmt.Errorf("%s has no phase %q (phases: %s)", pb.Name, r.Only, strings.Join(pb.Phases(), ", "))
+	}
+	for _, s := range r.Skip {
+		if !slices.Contains(pb.Phases(), s) {
+			return nil, fmt.Errorf("--skip-phases: %s has no phase %q (phases: %s)", pb.Name, s, strings.Join(pb.Phases(), ", "))
+		}
+	}
+	now := r.Now
+	if now == nil {
+		now = time.Now
+	}
+	start := now()
+	var timings []StepTiming
+	newPhase := r.NewPhase
+	if newPhase == nil {
+		newPhase = New
+	}
+	for _, step := range pb.Steps {
+		phase, err := newPhase(step.Phase, r.Env)
+		if err != nil {
+			return timings, fmt.Errorf("playbook %s: %w", pb.Name, err)
+		}
+		hosts := step.Hosts.Select(r.Env.Cluster)
+		skip := ""
+		switch {
+		case r.Only != "" && step.Phase != r.Only && !isReadOnly(phase):
+			skip = "not selected"
+		case slices.Contains(r.Skip, step.Phase):
+			skip = "--skip-phases"
+		case len(hosts) == 0:
+			skip = "no " + string(step.Hosts) + " hosts"
+		}
+		if skip != "" {
+			if r.Only == "" || step.Phase == r.Only {
+				fmt.Fprintf(r.Out, "[%s] skipped: %s\n", step.Phase, skip)
+			}
+			timings = append(timings, StepTiming{Phase: step.Phase, Skipped: skip})
+			continue
+		}
+		stepStart := now()
+		err = r.runStep(ctx, step, phase, hosts)
+		timings = append(timings, StepTiming{Phase: step.Phase, Hosts: len(hosts), Duration: now().Sub(stepStart)})
+		if err != nil {
+			return timings, err
+		}
+	}
+	fmt.Fprintf(r.Out, "%s: done in %s\n", pb.Name, now().Sub(start).Round(10*time.Millisecond))
+	return timings, nil
+}
+
+func isReadOnly(p Phase) bool {
+	ro, ok := p.(ReadOnly)
+	return ok && ro.ReadOnly()
+}
+
+func (r *Runner) runStep(ctx context.Context, step playbooks.Step, phase Phase, hosts []*config.Host) error {
+	title := phase.Title()
+	if r.DryRun && !isReadOnly(phase) {
+		title += " (dry run)"
+	}
+	fmt.Fprintf(r.Out, "[%s] %s on %d host(s)\n", step.Phase, title, len(hosts))
+	if p, ok := phase.(Preparer); ok {
+		if err := p.Prepare(ctx); err != nil {
+			return &StepError{Phase: step.Phase, Failed: len(hosts), Of: len(hosts), Err: multierror.Append(nil, err)}
+		}
+	}
+	limit := r.Concurrency
+	if limit < 1 {
+		limit = 10
+	}
+	if step.Serial {
+		limit = 1
+	}
+	var (
+		mu     sync.Mutex
+		errs   = make([]error, len(hosts))
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, limit)
+		failed int
+	)
+	for i, spec := range hosts {
+		if step.Serial && failed > 0 {
+			break // one by one: stop at the first failure
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			t0 := time.Now()
+			lines, err := r.runHost(ctx, step, phase, spec)
+			d := time.Since(t0).Round(10 * time.Millisecond)
+			mu.Lock()
+			defer mu.Unlock()
+			name := hostLabel(spec)
+			if err != nil {
+				failed++
+				errs[i] = err
+				fmt.Fprintf(r.Out, "[%s] %-28s FAILED after %s: %v\n", step.Phase, name, d, err)
+				r.Log.Info("phase failed", "phase", step.Phase, "host", spec.Name, "duration", d, "error", err)
+				return
+			}
+			status := "ok"
+			if r.DryRun && !isReadOnly(phase) {
+				status = "up to date"
+				if len(lines) > 0 {
+					status = "would change:"
+				}
+			}
+			fmt.Fprintf(r.Out, "[%s] %-28s %s %s\n", step.Phase, name, status, d)
+			for _, l := range lines {
+				fmt.Fprintf(r.Out, "[%s] %-28s   - %s\n", step.Phase, "", l)
+			}
+			r.Log.Info("phase done", "phase", step.Phase, "host", spec.Name, "duration", d, "plan", lines)
+		}()
+		if step.Serial {
+			wg.Wait()
+		}
+	}
+	wg.Wait()
+	if failed == 0 {
+		return nil
+	}
+	var agg *multierror.Error
+	for _, err := range errs {
+		if err != nil {
+			agg = multierror.Append(agg, err)
+		}
+	}
+	return &StepError{Phase: step.Phase, Failed: failed, Of: len(hosts), Err: agg.ErrorOrNil()}
+}
+
+// hostLabel names a host in progress lines.
+func hostLabel(spec *config.Host) string {
+	if spec.Local {
+		return spec.Name + " (local)"
+	}
+	return spec.Name + " (" + spec.Address + ")"
+}
+
+// runHost runs (or plans) a phase on one host. Errors name the host.
+func (r *Runner) runHost(ctx context.Context, step playbooks.Step, phase Phase, spec *config.Host) ([]string, error) {
+	h, err := r.Pool.Get(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	if r.DryRun && !isReadOnly(phase) {
+		planner, ok := phase.(Planner)
+		if !ok {
+			return []string{"would " + strings.ToLower(phase.Title()[:1]) + phase.Title()[1:]}, nil
+		}
+		lines, err := planner.Plan(ctx, h)
+		if err != nil {
+			return nil, fmt.Errorf("host %s: %w", h, err)
+		}
+		return lines, nil
+	}
+	if err := phase.Run(ctx, h); err != nil {
+		if !strings.Contains(err.Error(), spec.Name) {
+			err = fmt.Errorf("host %s: %w", h, err)
+		}
+		return nil, err
+	}
+	return nil, nil
+}

@@ -1,0 +1,143 @@
+// Package playbooks holds the ordered steps of each kubeforge action as
+// plain data: embedded YAML files, one per action, loaded and checked
+// here. Which code runs a step is the phases package's business.
+package playbooks
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/kubeforge/kubeforge/internal/config"
+)
+
+//go:embed *.yaml
+var files embed.FS
+
+// Selector picks the hosts a step runs on.
+type Selector string
+
+const (
+	All                Selector = "all"
+	ControlPlane       Selector = "control-plane"
+	FirstControlPlane  Selector = "first-control-plane"
+	OtherControlPlanes Selector = "other-control-planes"
+	Workers            Selector = "workers"
+	Etcd               Selector = "etcd"
+)
+
+var selectors = []Selector{All, ControlPlane, FirstControlPlane, OtherControlPlanes, Workers, Etcd}
+
+// Step is one phase run on a set of hosts.
+type Step struct {
+	Phase string   `yaml:"phase"`
+	Hosts Selector `yaml:"hosts"`
+	// Serial runs the hosts one by one, in file order, instead of in
+	// parallel (rolling restarts, etcd members joining one at a time).
+	Serial bool `yaml:"serial,omitempty"`
+}
+
+// Playbook is an action's steps.
+type Playbook struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	Steps       []Step `yaml:"steps"`
+}
+
+// Load returns the named playbook.
+func Load(name string) (*Playbook, error) {
+	data, err := files.ReadFile(name + ".yaml")
+	if err != nil {
+		return nil, fmt.Errorf("no playbook %q (have %s)", name, strings.Join(Names(), ", "))
+	}
+	return parse(name, data)
+}
+
+// Names lists the playbooks.
+func Names() []string {
+	entries, _ := fs.ReadDir(files, ".")
+	var out []string
+	for _, e := range entries {
+		out = append(out, strings.TrimSuffix(e.Name(), path.Ext(e.Name())))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func parse(name string, data []byte) (*Playbook, error) {
+	var pb Playbook
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&pb); err != nil {
+		return nil, fmt.Errorf("playbook %s: %w", name, err)
+	}
+	if pb.Name != name {
+		return nil, fmt.Errorf("playbook %s: names itself %q", name, pb.Name)
+	}
+	seen := map[string]bool{}
+	for i, s := range pb.Steps {
+		if s.Phase == "" {
+			return nil, fmt.Errorf("playbook %s: step %d has no phase", name, i+1)
+		}
+		if seen[s.Phase] {
+			return nil, fmt.Errorf("playbook %s: phase %q appears twice (steps are addressed by phase name)", name, s.Phase)
+		}
+		seen[s.Phase] = true
+		if !validSelector(s.Hosts) {
+			return nil, fmt.Errorf("playbook %s: step %s: unknown hosts %q (%v)", name, s.Phase, s.Hosts, selectors)
+		}
+	}
+	return &pb, nil
+}
+
+func validSelector(s Selector) bool {
+	for _, x := range selectors {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
+// Select returns the hosts of the cluster the selector picks, in file order.
+func (s Selector) Select(c *config.Cluster) []*config.Host {
+	var out []*config.Host
+	first := c.FirstControlPlane()
+	for i := range c.Spec.Hosts {
+		h := &c.Spec.Hosts[i]
+		var pick bool
+		switch s {
+		case All:
+			pick = true
+		case ControlPlane:
+			pick = h.Has(config.RoleControlPlane)
+		case FirstControlPlane:
+			pick = h == first
+		case OtherControlPlanes:
+			pick = h.Has(config.RoleControlPlane) && h != first
+		case Workers:
+			pick = h.Has(config.RoleWorker) && !h.Has(config.RoleControlPlane)
+		case Etcd:
+			pick = h.Has(config.RoleEtcd)
+		}
+		if pick {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// Phases lists the step names in order.
+func (p *Playbook) Phases() []string {
+	out := make([]string, len(p.Steps))
+	for i, s := range p.Steps {
+		out[i] = s.Phase
+	}
+	return out
+}
