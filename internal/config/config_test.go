@@ -88,7 +88,9 @@ func TestInvalid(t *testing.T) {
 			[]string{"extra: unknown field"},
 		},
 		"overlapping CIDRs": {
-			func(s string) string { return s + "  networking:\n    podCIDR: 10.0.0.0/8\n    serviceCIDR: 10.96.0.0/12\n" },
+			func(s string) string {
+				return s + "  networking:\n    podCIDR: 10.0.0.0/8\n    serviceCIDR: 10.96.0.0/12\n"
+			},
 			[]string{"spec.networking.serviceCIDR: 10.96.0.0/12 overlaps podCIDR 10.0.0.0/8", "line 24"},
 		},
 		"pod CIDR holds a host": {
@@ -161,5 +163,15 @@ func TestEvenEtcdWarns(t *testing.T) {
 	}
 	if len(warnings) != 1 || !strings.Contains(warnings[0], "2 etcd members") {
 		t.Fatalf("warnings %v", warnings)
+	}
+}
+
+func TestExampleIsValid(t *testing.T) {
+	c, warnings, err := Parse("example", []byte(Example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 0 || len(c.Spec.Hosts) != 4 || c.Spec.ControlPlane.Endpoint != "10.0.0.100:6443" {
+		t.Fatalf("warnings %v, %d hosts, endpoint %s", warnings, len(c.Spec.Hosts), c.Spec.ControlPlane.Endpoint)
 	}
 }

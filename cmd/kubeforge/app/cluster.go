@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/kubeforge/kubeforge/internal/config"
 )
@@ -22,7 +23,32 @@ func loadCluster(deps *Deps, path string) (*config.Cluster, error) {
 		deps.Log.Warn(w, "file", path)
 		fmt.Fprintf(deps.IO.ErrOut, "Warning: %s: %s\n", path, w)
 	}
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	// Key paths: ~ is the user's home, relative paths are relative to the
+	// cluster file, so the file works from any directory.
+	base := filepath.Dir(path)
+	home, _ := os.UserHomeDir()
+	for i := range c.Spec.Hosts {
+		s := &c.Spec.Hosts[i].SSH
+		s.KeyPath = expandPath(s.KeyPath, base, home)
+		s.BastionKeyPath = expandPath(s.BastionKeyPath, base, home)
+	}
+	return c, nil
+}
+
+func expandPath(p, base, home string) string {
+	switch {
+	case p == "":
+		return ""
+	case p == "~" || strings.HasPrefix(p, "~/"):
+		return filepath.Join(home, strings.TrimPrefix(p, "~"))
+	case filepath.IsAbs(p):
+		return p
+	default:
+		return filepath.Join(base, p)
+	}
 }
 
 // stateDir is where kubeforge keeps a cluster's PKI, known_hosts,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kubeforge/kubeforge/certs"
 	"github.com/kubeforge/kubeforge/internal/config"
+	"github.com/kubeforge/kubeforge/internal/ssh"
 )
 
 // Exit codes. Every error reaching Main is turned into a message and one of
@@ -49,6 +50,11 @@ func handleError(w io.Writer, log *slog.Logger, err error) int {
 		return code
 	}
 	fmt.Fprintln(w, "Error:", err)
+	var changed *ssh.HostKeyChangedError
+	if errors.As(err, &changed) {
+		fmt.Fprintf(w, "After checking the key on the host, accept it with:\n  kubeforge known-hosts accept %s --fingerprint %s -f <cluster file>\n",
+			changed.Host, changed.Presented)
+	}
 	if code == ExitUsage {
 		fmt.Fprintln(w, "Run 'kubeforge --help' or add --help to the command for usage.")
 	}

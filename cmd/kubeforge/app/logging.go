@@ -6,11 +6,19 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 )
 
-// newLogger returns the logger commands pass down: warnings (or more with
-// -v) on the terminal, everything in the log file when one is given.
-func newLogger(terminal io.Writer, verbosity int, logFile string) (*slog.Logger, func() error, error) {
+// logSink is the logger's configuration: the terminal at the -v level and,
+// when set, a file with everything. Both are redacted.
+type logSink struct {
+	terminal io.Writer
+	level    slog.Level
+	redact   *redactor
+	file     *os.File
+}
+
+func newLogSink(terminal io.Writer, verbosity int, redact *redactor) *logSink {
 	level := slog.LevelWarn
 	switch {
 	case verbosity >= 2:
@@ -18,18 +26,46 @@ func newLogger(terminal io.Writer, verbosity int, logFile string) (*slog.Logger,
 	case verbosity == 1:
 		level = slog.LevelInfo
 	}
-	handlers := []slog.Handler{slog.NewTextHandler(terminal, &slog.HandlerOptions{Level: level})}
-	closeFn := func() error { return nil }
-	if logFile != "" {
-		if err := os.MkdirAll(filepath.Dir(logFile), 0o700); err != nil {
-			return nil, nil, fmt.Errorf("--log-file: %w", err)
-		}
-		f, err := os.OpenFile(logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--log-file: %w", err)
-		}
-		handlers = append(handlers, slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		closeFn = f.Close
+	return &logSink{terminal: terminal, level: level, redact: redact}
+}
+
+// openFile starts writing the full log to path (0600: it may describe
+// hosts and commands, never secrets).
+func (s *logSink) openFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("log file: %w", err)
 	}
-	return slog.New(slog.NewMultiHandler(handlers...)), closeFn, nil
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("log file: %w", err)
+	}
+	if s.file != nil {
+		s.file.Close()
+	}
+	s.file = f
+	return nil
+}
+
+func (s *logSink) logger() *slog.Logger {
+	opts := func(l slog.Level) *slog.HandlerOptions {
+		return &slog.HandlerOptions{Level: l, ReplaceAttr: s.redact.replaceAttr}
+	}
+	handlers := []slog.Handler{slog.NewTextHandler(s.terminal, opts(s.level))}
+	if s.file != nil {
+		handlers = append(handlers, slog.NewJSONHandler(s.file, opts(slog.LevelDebug)))
+	}
+	return slog.New(slog.NewMultiHandler(handlers...))
+}
+
+func (s *logSink) close() error {
+	if s.file == nil {
+		return nil
+	}
+	return s.file.Close()
+}
+
+// defaultLogFile is where a cluster action logs when --log-file is not
+// given: <state dir>/logs/<action>-<time>.log.
+func defaultLogFile(stateDir, action string) string {
+	return filepath.Join(stateDir, "logs", fmt.Sprintf("%s-%s.log", action, time.Now().UTC().Format("20060102T150405Z")))
 }

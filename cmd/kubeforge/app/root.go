@@ -39,9 +39,20 @@ type Deps struct {
 	IO     IO
 	Global *GlobalOptions
 	// Log is set up once the flags are parsed (PersistentPreRun).
-	Log *slog.Logger
-	// closeLog flushes and closes the log file.
-	closeLog func() error
+	Log     *slog.Logger
+	logs    *logSink
+	redact  *redactor
+	LogPath string // the log file in use, if any
+}
+
+// useLogFile sends the full log to path from now on.
+func (d *Deps) useLogFile(path string) error {
+	if err := d.logs.openFile(path); err != nil {
+		return err
+	}
+	d.LogPath = path
+	d.Log = d.logs.logger()
+	return nil
 }
 
 // GlobalOptions are the flags every command has.
@@ -55,7 +66,7 @@ type GlobalOptions struct {
 
 // Main runs kubeforge with args and returns the process exit code.
 func Main(args []string, streams IO) int {
-	deps := &Deps{IO: streams, Global: &GlobalOptions{}}
+	deps := &Deps{IO: streams, Global: &GlobalOptions{}, redact: &redactor{}}
 	root := NewRootCmd(deps)
 	root.SetArgs(args)
 	root.SetIn(streams.In)
@@ -65,12 +76,11 @@ func Main(args []string, streams IO) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := root.ExecuteContext(ctx)
-	if deps.closeLog != nil {
-		if cerr := deps.closeLog(); cerr != nil && err == nil {
-			err = cerr
-		}
+	code := handleError(streams.ErrOut, deps.Log, err)
+	if deps.logs != nil {
+		_ = deps.logs.close()
 	}
-	return handleError(streams.ErrOut, deps.Log, err)
+	return code
 }
 
 // NewRootCmd builds the command tree.
@@ -101,12 +111,17 @@ of binaries built from upstream source. Nothing is downloaded at install time.`,
 			if err := applyConfig(cmd, g.Config); err != nil {
 				return err
 			}
-			log, closeLog, err := newLogger(deps.IO.ErrOut, g.Verbosity, g.LogFile)
-			if err != nil {
-				return err
+			if deps.redact == nil {
+				deps.redact = &redactor{}
 			}
-			deps.Log, deps.closeLog = log, closeLog
-			log.Debug("kubeforge", "args", os.Args, "command", cmd.CommandPath())
+			deps.logs = newLogSink(deps.IO.ErrOut, g.Verbosity, deps.redact)
+			deps.Log = deps.logs.logger()
+			if g.LogFile != "" {
+				if err := deps.useLogFile(g.LogFile); err != nil {
+					return err
+				}
+			}
+			deps.Log.Debug("kubeforge", "args", os.Args, "command", cmd.CommandPath())
 			return nil
 		},
 	}
@@ -122,6 +137,10 @@ of binaries built from upstream source. Nothing is downloaded at install time.`,
 	root.AddCommand(
 		NewCmdVersion(deps, nil),
 		NewCmdCerts(deps),
+		NewCmdCheck(deps, nil),
+		NewCmdBundle(deps),
+		NewCmdKnownHosts(deps),
+		NewCmdConfig(deps),
 	)
 	return root
 }

@@ -1,0 +1,34 @@
+package app
+
+import (
+	"github.com/spf13/cobra"
+)
+
+// NewCmdBundle builds `kubeforge bundle`.
+func NewCmdBundle(deps *Deps) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bundle",
+		Short: "Work with the component bundle on the hosts",
+		Args:  noArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(NewCmdBundleUpload(deps, nil))
+	return cmd
+}
+
+// NewCmdBundleUpload builds `kubeforge bundle upload`.
+func NewCmdBundleUpload(deps *Deps, runF func(*ActionOptions) error) *cobra.Command {
+	return newActionCmd(deps, action{
+		playbook: "upload",
+		use:      "upload -f CLUSTER_FILE",
+		short:    "Copy the component bundle to every host and unpack it",
+		long: `Copy the compressed bundle (the binaries and offline images this kubeforge installs)
+to every host and unpack it into /opt/kubeforge/<sum>, verifying every file against
+the manifest. A host that already has this bundle is skipped: its archive's sha256 is
+compared first, so a re-run transfers nothing. init does this too; run it alone to
+stage a new bundle before a maintenance window.`,
+		example: `  kubeforge bundle upload -f cluster.yaml
+  kubeforge bundle upload -f cluster.yaml --dry-run`,
+		needsBundle: true,
+	}, runF)
+}
