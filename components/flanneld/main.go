@@ -186,10 +186,12 @@ func run(ctx context.Context, o *options) error {
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		klog.Warningf("notify systemd: %v", err)
 	}
-	// CompleteLease blocks until ctx ends, keeping the node's lease.
+	// CompleteLease starts what keeps the node's lease (the Kubernetes
+	// subnet manager returns at once); then run until told to stop.
 	if err := sm.CompleteLease(ctx, lease, &wg); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("lease: %w", err)
 	}
+	<-ctx.Done()
 	return nil
 }
 
