@@ -544,7 +544,47 @@ func TestCheckReportsExpiry(t *testing.T) {
 	if e := byName["pki/broken"]; e.Error == "" {
 		t.Errorf("broken: %+v", e)
 	}
-	if len(entries) != 3+5+6+5+3+1 { // CAs, shared leaves, etcd per node, kubeconfigs, kubelets, broken
+	if len(entries) != 3+5+6+6+3+1 { // CAs, shared leaves, etcd per node, kubeconfigs, kubelets, broken
 		t.Errorf("%d entries", len(entries))
+	}
+}
+
+func TestGenerateDryRunWritesNothing(t *testing.T) {
+	dir := Dir(filepath.Join(t.TempDir(), "pki"))
+	results, err := Generate(testSpec(), dir, Options{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(string(dir)); !os.IsNotExist(err) {
+		t.Fatalf("dry run created %s", dir)
+	}
+	for _, r := range results {
+		if r.Action != Created {
+			t.Errorf("%s: %s", r.Name, r.Action)
+		}
+	}
+	// On an existing PKI a dry run reports what drifted, and keeps it.
+	s := testSpec()
+	dir = generate(t, s)
+	before := readAll(t, dir)
+	s.CertSANs = append(s.CertSANs, "dry.example.com")
+	results, err = Generate(s, dir, Options{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reissued := 0
+	for _, r := range results {
+		if r.Action == Reissued {
+			reissued++
+		}
+	}
+	if reissued != 1 {
+		t.Errorf("dry run: %d re-issues, want 1 (apiserver)", reissued)
+	}
+	after := readAll(t, dir)
+	for p, data := range before {
+		if !bytes.Equal(after[p], data) {
+			t.Errorf("dry run changed %s", p)
+		}
 	}
 }

@@ -35,6 +35,8 @@ type Result struct {
 type Options struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// DryRun makes Generate report what it would do and write nothing.
+	DryRun bool
 }
 
 func (o Options) now() time.Time {
@@ -56,18 +58,22 @@ func Generate(s Spec, dir Dir, opts Options) ([]Result, error) {
 
 	cas := map[string]*authorityPair{}
 	for _, a := range Authorities() {
-		p, res, err := ensureAuthority(dir, a, s)
+		p, res, err := ensureAuthority(dir, a, s, opts.DryRun)
 		if err != nil {
 			return results, err
 		}
 		cas[a.Name] = p
 		results = append(results, res)
 	}
-	res, err := ensureServiceAccountKey(dir, s.Key)
-	if err != nil {
-		return results, err
+	if opts.DryRun && !dir.exists(SAPrivateKeyPath()) {
+		results = append(results, Result{Name: "sa.key", Path: SAPrivateKeyPath(), Action: Created})
+	} else if !opts.DryRun {
+		res, err := ensureServiceAccountKey(dir, s.Key)
+		if err != nil {
+			return results, err
+		}
+		results = append(results, res...)
 	}
-	results = append(results, res...)
 
 	// Plan every leaf first, so a broken file stops the run before any
 	// certificate is written.
@@ -78,6 +84,10 @@ func Generate(s Spec, dir Dir, opts Options) ([]Result, error) {
 	}
 	var plans []plan
 	for _, c := range Certs(s) {
+		if cas[c.CA.Name] == nil { // dry run, CA to be created
+			plans = append(plans, plan{c, "its CA is new", Created})
+			continue
+		}
 		action, reason, err := checkLeaf(dir, cas[c.CA.Name], c, now)
 		if err != nil {
 			return results, err
@@ -85,21 +95,31 @@ func Generate(s Spec, dir Dir, opts Options) ([]Result, error) {
 		plans = append(plans, plan{c, reason, action})
 	}
 	type kplan struct {
-		kc             *Kubeconfig
-		action         Action
-		reason         string
-		existing       *kubeconfigFile
-		updateEndpoint bool
+		kc       *Kubeconfig
+		action   Action
+		reason   string
+		existing *kubeconfigFile
 	}
 	var kplans []kplan
+	var err error
 	ca := cas[CAName]
 	for _, k := range Kubeconfigs(s) {
 		p := kplan{kc: k}
-		p.action, p.reason, p.existing, err = checkKubeconfig(dir, ca, k, s.ClusterName, now)
-		if err != nil {
+		if ca == nil {
+			p.action, p.reason = Created, "its CA is new"
+		} else if p.action, p.reason, p.existing, err = checkKubeconfig(dir, ca, k, s.ClusterName, now); err != nil {
 			return results, err
 		}
 		kplans = append(kplans, p)
+	}
+	if opts.DryRun {
+		for _, p := range plans {
+			results = append(results, Result{Name: p.cert.DisplayName(), Path: p.cert.CertPath(), Action: p.action, Reason: p.reason})
+		}
+		for _, p := range kplans {
+			results = append(results, Result{Name: p.kc.DisplayName(), Path: p.kc.Path(), Action: p.action, Reason: p.reason})
+		}
+		return results, nil
 	}
 
 	for _, p := range plans {
@@ -129,7 +149,7 @@ func Generate(s Spec, dir Dir, opts Options) ([]Result, error) {
 }
 
 // ensureAuthority loads a CA, or creates it when neither file exists.
-func ensureAuthority(dir Dir, a *Authority, s Spec) (*authorityPair, Result, error) {
+func ensureAuthority(dir Dir, a *Authority, s Spec, dryRun bool) (*authorityPair, Result, error) {
 	res := Result{Name: a.Name, Path: a.CertPath(), Action: Kept}
 	certThere, keyThere := dir.exists(a.CertPath()), dir.exists(a.KeyPath())
 	switch {
@@ -143,6 +163,10 @@ func ensureAuthority(dir Dir, a *Authority, s Spec) (*authorityPair, Result, err
 		}
 		return nil, res, &FileError{Path: dir.path(missing), Problem: fmt.Sprintf(
 			"is missing but %s exists: restore it; kubeforge never replaces a CA (remove both files only to start a new PKI)", present)}
+	}
+	if dryRun {
+		res.Action = Created
+		return nil, res, nil
 	}
 	certPEM, keyPEM, err := newCA(a.CommonName, s.Key, s.CAValidity)
 	if err != nil {

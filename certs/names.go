@@ -54,6 +54,9 @@ const (
 	SchedulerConf         = "scheduler.conf"
 	KubeProxyConf         = "kube-proxy.conf"
 	KubeletConf           = "kubelet.conf"
+	// FlannelConf is flanneld's identity: it lists every node, which the
+	// Node authorizer does not let a kubelet's identity do.
+	FlannelConf = "flannel.conf"
 )
 
 // Subjects Kubernetes and kubeadm v1.35 give these identities.
@@ -69,6 +72,7 @@ const (
 	ControllerManagerCN = "system:kube-controller-manager"
 	SchedulerCN         = "system:kube-scheduler"
 	KubeProxyCN         = "system:kube-proxy"
+	FlannelCN           = "system:kubeforge:flannel"
 	NodeCNPrefix        = "system:node:"
 
 	// ClusterAdminsGroup is bound to cluster-admin by RBAC at init; unlike

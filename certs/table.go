@@ -101,6 +101,7 @@ func Kubeconfigs(s Spec) []*Kubeconfig {
 		{Name: ControllerManagerConf, CommonName: ControllerManagerCN, Server: local},
 		{Name: SchedulerConf, CommonName: SchedulerCN, Server: local},
 		{Name: KubeProxyConf, CommonName: KubeProxyCN, Server: endpoint},
+		{Name: FlannelConf, CommonName: FlannelCN, Server: endpoint},
 	}
 	for _, n := range s.KubeletNodes {
 		out = append(out, &Kubeconfig{Name: KubeletConf, Node: n.Name, CommonName: NodeCNPrefix + n.Name,
@@ -182,11 +183,13 @@ func withNode(name, node string) string {
 func SAPrivateKeyPath() string { return path.Join(PKIDir, ServiceAccountKey+KeyExt) }
 func SAPublicKeyPath() string  { return path.Join(PKIDir, ServiceAccountKey+PubExt) }
 
-// leafNames are the names `certs renew` accepts besides "all".
+// LeafNames are the names `certs renew` accepts besides "all".
+func LeafNames() []string { return leafNames() }
+
 func leafNames() []string {
 	return []string{APIServerName, APIServerKubeletClient, APIServerEtcdClient, FrontProxyClient,
 		EtcdServerName, EtcdPeerName, EtcdHealthcheckClientName,
-		AdminConf, SuperAdminConf, ControllerManagerConf, SchedulerConf, KubeProxyConf, KubeletConf}
+		AdminConf, SuperAdminConf, ControllerManagerConf, SchedulerConf, KubeProxyConf, FlannelConf, KubeletConf}
 }
 
 func isCAName(name string) bool {

@@ -273,9 +273,7 @@ and usages of the current certificate (plus any names the cluster file adds) and
 new key. Certificates embedded in kubeconfigs are renewed in place. The files are
 backed up to DIR/backups/<time>/ first. CAs are never renewed here.
 
-Names: all, ` + strings.Join([]string{certs.APIServerName, certs.APIServerKubeletClient, certs.APIServerEtcdClient,
-			certs.FrontProxyClient, certs.EtcdServerName, certs.EtcdPeerName, certs.EtcdHealthcheckClientName, certs.AdminConf,
-			certs.SuperAdminConf, certs.ControllerManagerConf, certs.SchedulerConf, certs.KubeProxyConf, certs.KubeletConf}, ", "),
+Names: all, ` + strings.Join(certs.LeafNames(), ", "),
 		Example: `  kubeforge certs renew all -f cluster.yaml
   kubeforge certs renew apiserver admin.conf --dir ~/.kubeforge/prod`,
 		Args: func(cmd *cobra.Command, args []string) error {
