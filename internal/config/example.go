@@ -50,6 +50,7 @@ spec:
     dnsDomain: cluster.local
     backend: vxlan                  # flannel: vxlan, or host-gw when all nodes share one L2 network
     proxyMode: iptables             # or ipvs, where the kernel has it
+    # upstreamDNS: [10.0.0.2]       # CoreDNS forwards other names here (default: the hosts' resolvers)
 
   certificates:
     keyAlgorithm: ecdsa-p256        # or rsa-2048, rsa-4096

@@ -121,6 +121,10 @@ type Networking struct {
 	Backend string `yaml:"backend,omitempty"`
 	// ProxyMode is kube-proxy's mode: iptables (default) or ipvs.
 	ProxyMode string `yaml:"proxyMode,omitempty"`
+	// UpstreamDNS are the servers CoreDNS forwards other names to.
+	// Default: the first control plane's resolvers; none when it has only
+	// loopback resolvers (pods then resolve cluster names only).
+	UpstreamDNS []string `yaml:"upstreamDNS,omitempty"`
 }
 
 // Certificates sets the PKI's key type and lifetimes.

@@ -154,6 +154,11 @@ func validate(c *Cluster) (warnings []string, errs []FieldError) {
 	if n.Backend != BackendVXLAN && n.Backend != BackendHostGW {
 		add("spec.networking.backend", "%q: use vxlan or host-gw", n.Backend)
 	}
+	for i, u := range n.UpstreamDNS {
+		if a, err := netip.ParseAddr(u); err != nil || a.IsLoopback() {
+			add(fmt.Sprintf("spec.networking.upstreamDNS[%d]", i), "%q is not a non-loopback IP address", u)
+		}
+	}
 	if n.ProxyMode != ProxyIPTables && n.ProxyMode != ProxyIPVS {
 		add("spec.networking.proxyMode", "%q: use iptables or ipvs", n.ProxyMode)
 	}

@@ -31,6 +31,23 @@ type Facts struct {
 	// Addresses are the host's IPv4 addresses with their prefixes, by
 	// interface.
 	Addresses map[string][]netip.Prefix
+	// ResolvConf is the resolver file with the host's real upstreams:
+	// systemd-resolved's when it runs (its stub, 127.0.0.53, would loop in
+	// a pod), else /etc/resolv.conf. Nameservers are the ones it lists.
+	ResolvConf  string
+	Nameservers []netip.Addr
+}
+
+// Upstreams are the nameservers a pod can reach: not loopback addresses,
+// which inside a pod are the pod itself.
+func (f *Facts) Upstreams() []netip.Addr {
+	var out []netip.Addr
+	for _, a := range f.Nameservers {
+		if !a.IsLoopback() {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // factsScript prints key=value lines, one command per fact, so one SSH
@@ -51,6 +68,9 @@ command -v containerd >/dev/null && echo "containerd=$(containerd --version)"
 command -v runc >/dev/null && echo "runc=$(runc --version | head -1)"
 command -v keepalived >/dev/null && echo "keepalived=$(keepalived --version 2>&1 | head -1)"
 ip -o -4 addr show 2>/dev/null | awk '{print "addr=" $2 " " $4}'
+rc=/etc/resolv.conf; [ -s /run/systemd/resolve/resolv.conf ] && rc=/run/systemd/resolve/resolv.conf
+echo "resolvconf=$rc"
+awk '$1 == "nameserver" {print "nameserver=" $2}' $rc
 true
 `
 
@@ -119,6 +139,12 @@ func parseFacts(out string) (*Facts, error) {
 			f.Runc = versionWord(v)
 		case "keepalived":
 			f.Keepalived = versionWord(v)
+		case "resolvconf":
+			f.ResolvConf = v
+		case "nameserver":
+			if a, err := netip.ParseAddr(v); err == nil {
+				f.Nameservers = append(f.Nameservers, a)
+			}
 		case "addr":
 			iface, cidr, _ := strings.Cut(v, " ")
 			if p, err := netip.ParsePrefix(cidr); err == nil {

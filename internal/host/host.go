@@ -151,8 +151,7 @@ type FileMode struct {
 // the same directory, renamed). It returns false, writing nothing, when the
 // file already has that content and mode.
 func (h *Host) WriteFile(ctx context.Context, p string, data []byte, mode FileMode) (bool, error) {
-	sum := sha256.Sum256(data)
-	want := hex.EncodeToString(sum[:])
+	want := SumOf(data)
 	same, err := h.sameFile(ctx, p, want, mode)
 	if err != nil || same {
 		return false, err
@@ -176,15 +175,55 @@ func (h *Host) Upload(ctx context.Context, local, p, sha string, mode FileMode) 
 }
 
 func (h *Host) sameFile(ctx context.Context, p, sha string, mode FileMode) (bool, error) {
-	out, err := h.Run(ctx, "if [ -f "+quote(p)+" ]; then sha256sum "+quote(p)+" && stat -c '%a %U:%G' "+quote(p)+"; fi")
+	states, err := h.FileStates(ctx, []string{p})
 	if err != nil {
 		return false, err
 	}
-	fields := strings.Fields(out)
-	if len(fields) < 4 {
-		return false, nil
+	return states[p].Matches(sha, mode), nil
+}
+
+// FileState is a remote file's sum, mode and owner ("" sum: missing).
+type FileState struct {
+	SHA256 string
+	Perm   string // octal, "644"
+	Owner  string // "root:root"
+}
+
+// Matches reports whether the file has this content and mode.
+func (s FileState) Matches(sha string, mode FileMode) bool {
+	return s.SHA256 == sha && s.Perm == fmt.Sprintf("%o", mode.Perm) && s.Owner == mode.owner()
+}
+
+// FileStates reads the state of many files in one round trip.
+func (h *Host) FileStates(ctx context.Context, paths []string) (map[string]FileState, error) {
+	var script strings.Builder
+	for _, p := range paths {
+		fmt.Fprintf(&script, "if [ -f %[1]s ]; then echo \"$(sha256sum < %[1]s | cut -d' ' -f1) $(stat -c '%%a %%U:%%G' %[1]s)\"; else echo -; fi\n", quote(p))
 	}
-	return fields[0] == sha && fields[2] == fmt.Sprintf("%o", mode.Perm) && fields[3] == mode.owner(), nil
+	out, err := h.Run(ctx, script.String())
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(paths) > 0 && len(lines) != len(paths) {
+		return nil, fmt.Errorf("host %s: file states: %d answers for %d files", h, len(lines), len(paths))
+	}
+	states := make(map[string]FileState, len(paths))
+	for i, p := range paths {
+		f := strings.Fields(lines[i])
+		if len(f) == 3 {
+			states[p] = FileState{SHA256: f[0], Perm: f[1], Owner: f[2]}
+		} else {
+			states[p] = FileState{}
+		}
+	}
+	return states, nil
+}
+
+// SumOf is the hex sha256 of data, as FileState reports it.
+func SumOf(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 func (m FileMode) owner() string {
@@ -192,6 +231,11 @@ func (m FileMode) owner() string {
 		return "root:root"
 	}
 	return m.Owner
+}
+
+// Put writes data to p unconditionally (atomic, like WriteFile).
+func (h *Host) Put(ctx context.Context, p string, data []byte, mode FileMode) error {
+	return h.put(ctx, bytes.NewReader(data), p, SumOf(data), mode)
 }
 
 // put stages r in a private temporary file as the login user, checks its

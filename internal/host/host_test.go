@@ -189,6 +189,9 @@ pkg=apt-get
 containerd=containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+b1
 addr=lo 127.0.0.1/8
 addr=eth0 172.30.0.11/24
+resolvconf=/etc/resolv.conf
+nameserver=127.0.0.11
+nameserver=192.0.2.53
 `
 	f, err := parseFacts(out)
 	if err != nil {
@@ -200,6 +203,9 @@ addr=eth0 172.30.0.11/24
 	}
 	if !f.Supported() {
 		t.Error("debian unsupported")
+	}
+	if up := f.Upstreams(); len(up) != 1 || up[0].String() != "192.0.2.53" || f.ResolvConf != "/etc/resolv.conf" {
+		t.Errorf("upstreams %v from %s", up, f.ResolvConf)
 	}
 	iface, p, ok := f.PrefixOf(netip.MustParseAddr("172.30.0.11"))
 	if !ok || iface != "eth0" || p.Masked().String() != "172.30.0.0/24" {
