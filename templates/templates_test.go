@@ -1,0 +1,170 @@
+package templates
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	toml "github.com/pelletier/go-toml/v2"
+	yaml "go.yaml.in/yaml/v3"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// cases renders every template with representative data.
+var cases = []struct {
+	name     string
+	template string
+	data     any
+	parse    func(t *testing.T, out []byte)
+}{
+	{"etcd.service", "systemd/service.tmpl", map[string]any{
+		"Description": "etcd", "Documentation": "https://etcd.io/docs/v3.6/",
+		"After": []string{"network-online.target"}, "Wants": []string{"network-online.target"}, "Requires": []string(nil),
+		"Type": "notify", "Environment": []string{"KUBEFORGE_BINARY=etcd@sha256:0123456789abcdef"}, "ExecStartPre": []string{"/bin/mkdir -p -m 0700 /var/lib/etcd"},
+		"Exec": "/usr/local/bin/etcd", "Args": []string{"--data-dir=/var/lib/etcd", "--name=cp1"},
+		"RestartSec": "5s", "LimitNOFILE": 65536, "Delegate": false, "OOMScoreAdjust": 0,
+	}, parseUnit},
+	{"containerd.toml", "containerd/config.toml.tmpl", map[string]any{
+		"SandboxImage": "kubeforge.local/pause:3.10-kubeforge.1", "RestrictOOMScoreAdj": true, "SystemdCgroup": true,
+	}, parseTOML},
+	{"10-flannel.conflist", "cni/10-flannel.conflist.tmpl", nil, parseJSON},
+	{"net-conf.json", "cni/net-conf.json.tmpl", map[string]string{"PodCIDR": "10.244.0.0/16", "Backend": "vxlan"}, parseJSON},
+	{"coredns.yaml", "addons/coredns.yaml.tmpl", map[string]any{
+		"DNSDomain": "cluster.local", "ClusterDNS": "10.96.0.10", "Image": "kubeforge.local/coredns:v1.13.2", "Replicas": 2,
+		"Upstreams": "192.0.2.53 192.0.2.54",
+	}, parseManifests("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "Service")},
+	{"bootstrap.yaml", "bootstrap/cluster.yaml.tmpl", map[string]any{
+		"BootstrapGroup": "system:bootstrappers:kubeadm:default-node-token",
+		"ClusterInfo":    "apiVersion: v1\nclusters:\n- cluster:\n    server: https://10.0.0.1:6443\n  name: \"\"\n",
+		"FlannelUser":    "system:kubeforge:flannel",
+	}, parseManifests("ClusterRoleBinding", "ClusterRoleBinding", "ClusterRoleBinding", "ClusterRoleBinding", "ClusterRole",
+		"ClusterRoleBinding", "ConfigMap", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")},
+	{"token.yaml", "bootstrap/token.yaml.tmpl", map[string]any{
+		"ID": "abcdef", "Secret": "0123456789abcdef", "Expiration": "2026-11-22T00:00:00Z",
+		"Description": "test", "Groups": "system:bootstrappers:kubeadm:default-node-token",
+	}, parseManifests("Secret")},
+}
+
+func TestGolden(t *testing.T) {
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := Render(tc.template, tc.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", tc.name+".golden")
+			if *update {
+				if err := os.WriteFile(golden, out, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./templates -update)", err)
+			}
+			if !bytes.Equal(out, want) {
+				t.Errorf("%s differs from %s (go test ./templates -update to accept):\n%s", tc.name, golden, out)
+			}
+			tc.parse(t, out)
+		})
+	}
+}
+
+func TestMissingKeyIsAnError(t *testing.T) {
+	if _, err := Render("cni/net-conf.json.tmpl", map[string]string{"PodCIDR": "10.244.0.0/16"}); err == nil {
+		t.Fatal("a missing key rendered")
+	}
+	if _, err := Render("nope.tmpl", nil); err == nil {
+		t.Fatal("an unknown template rendered")
+	}
+}
+
+// parseUnit checks a systemd unit: sections, Key=Value lines, line
+// continuations, and the keys systemd needs.
+func parseUnit(t *testing.T, out []byte) {
+	t.Helper()
+	sections := map[string]map[string]string{}
+	var cur string
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	var cont string
+	for sc.Scan() {
+		line := cont + sc.Text()
+		cont = ""
+		if strings.HasSuffix(line, `\`) {
+			cont = strings.TrimSuffix(line, `\`)
+			continue
+		}
+		switch {
+		case line == "" || strings.HasPrefix(line, "#"):
+		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
+			cur = line
+			sections[cur] = map[string]string{}
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok || cur == "" {
+				t.Fatalf("not a unit line: %q", line)
+			}
+			sections[cur][k] = v
+		}
+	}
+	if !strings.HasPrefix(sections["[Service]"]["ExecStart"], "/usr/local/bin/etcd ") ||
+		!strings.Contains(sections["[Service]"]["ExecStart"], "--name=cp1") ||
+		sections["[Install]"]["WantedBy"] != "multi-user.target" {
+		t.Fatalf("unit parsed to %v", sections)
+	}
+}
+
+func parseTOML(t *testing.T, out []byte) {
+	t.Helper()
+	var v map[string]any
+	if err := toml.Unmarshal(out, &v); err != nil {
+		t.Fatalf("TOML: %v", err)
+	}
+	cri := v["plugins"].(map[string]any)["io.containerd.grpc.v1.cri"].(map[string]any)
+	if cri["sandbox_image"] != "kubeforge.local/pause:3.10-kubeforge.1" || cri["restrict_oom_score_adj"] != true {
+		t.Fatalf("cri %v", cri)
+	}
+}
+
+func parseJSON(t *testing.T, out []byte) {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatalf("JSON: %v", err)
+	}
+}
+
+// parseManifests checks a multi-document YAML and the kinds in it.
+func parseManifests(kinds ...string) func(*testing.T, []byte) {
+	return func(t *testing.T, out []byte) {
+		t.Helper()
+		dec := yaml.NewDecoder(bytes.NewReader(out))
+		var got []string
+		for {
+			var obj struct {
+				APIVersion string `yaml:"apiVersion"`
+				Kind       string `yaml:"kind"`
+				Metadata   struct{ Name string }
+			}
+			if err := dec.Decode(&obj); err != nil {
+				if err.Error() == "EOF" {
+					break
+				}
+				t.Fatalf("YAML: %v", err)
+			}
+			if obj.Kind == "" || obj.APIVersion == "" || obj.Metadata.Name == "" {
+				t.Fatalf("object without kind, apiVersion or name: %+v", obj)
+			}
+			got = append(got, obj.Kind)
+		}
+		if strings.Join(got, ",") != strings.Join(kinds, ",") {
+			t.Fatalf("kinds %v, want %v", got, kinds)
+		}
+	}
+}
