@@ -39,7 +39,9 @@ KUBEFORGE_X := -X 'github.com/kubeforge/kubeforge/internal/version.Version=$(VER
 MODULES := . components/coredns components/flanneld components/cni
 
 .PHONY: all build kubeforge kube components pause coredns flanneld cni bundle \
-        test unit integration lint fmt vet clean
+        test unit integration e2e e2e-run demo lint fmt vet clean
+
+include test/lab/lab.mk
 
 all: build
 
@@ -79,7 +81,7 @@ bundle: build components
 		-kubeforge-version $(VERSION) -compression $(COMPRESSION)
 
 # The README's test command: everything CI runs.
-test: lint unit integration
+test: lint unit integration e2e
 
 unit:
 	@for m in $(MODULES); do echo "== go test $$m"; (cd $$m && $(GO) test -count=1 ./...); done
@@ -87,6 +89,26 @@ unit:
 # Tests that start real processes from the built binaries.
 integration: build bundle
 	KUBEFORGE_BIN=$(BIN) KUBEFORGE_DIST=$(DIST) $(GO) test -count=1 -tags integration -timeout 15m ./test/integration/...
+
+# End-to-end on the lab: three hosts, torn down afterwards even on failure.
+E2E_HOSTS ?= 3
+e2e: build bundle
+	$(MAKE) lab-up N=$(E2E_HOSTS) CP=1
+	status=0; $(MAKE) e2e-run || status=$$?; $(MAKE) lab-down; exit $$status
+
+# The e2e tests against a lab that is already up.
+e2e-run:
+	$(GO) test -count=1 -tags e2e -timeout 40m -v ./test/e2e/ ./test/lab/ 2>&1 | tee .lab/e2e.log | grep -E '^(=== RUN|--- |\s+\S+_test.go|PASS|FAIL|ok )'
+
+# The README's first command: a lab host and a cluster in it.
+demo: build bundle
+	$(MAKE) lab-up N=$(or $(N),1) CP=1
+	$(BIN)/kubeforge init -f .lab/cluster.yaml
+	$(BIN)/kubeforge kubectl -f .lab/cluster.yaml -- get nodes -o wide
+	@echo
+	@echo "The cluster runs in the lab. Next:"
+	@echo "  bin/kubeforge kubectl -f .lab/cluster.yaml -- get pods -A"
+	@echo "  make lab-down      # remove the lab hosts and restore this machine"
 
 lint: fmt vet
 

@@ -61,14 +61,13 @@ func (p *bundlePhase) state(ctx context.Context, h *host.Host) (archived, unpack
 	if err != nil {
 		return false, false, false, err
 	}
-	out, err := h.Run(ctx, fmt.Sprintf("cat %s 2>/dev/null; echo; readlink %s 2>/dev/null; true",
+	out, err := h.Run(ctx, fmt.Sprintf(`echo "complete=$(cat %s 2>/dev/null)"; echo "current=$(readlink %s)"`,
 		host.Quote(path.Join(p.unpackDir(), bundleComplete)), host.Quote(CurrentBundle())))
 	if err != nil {
 		return false, false, false, err
 	}
-	lines := strings.Split(out, "\n")
-	unpacked = len(lines) > 0 && strings.TrimSpace(lines[0]) == p.sum
-	current = len(lines) > 1 && strings.TrimSpace(lines[1]) == p.unpackDir()
+	unpacked = strings.Contains(out, "complete="+p.sum+"\n")
+	current = strings.Contains(out, "current="+p.unpackDir()+"\n")
 	return sum == p.sum, unpacked, current, nil
 }
 

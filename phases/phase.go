@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sort"
 
+	"github.com/kubeforge/kubeforge/certs"
 	"github.com/kubeforge/kubeforge/components/bundle"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
@@ -51,13 +52,38 @@ type Env struct {
 	Bundle    *bundle.Manifest
 	Log       *slog.Logger
 	Out       io.Writer
+	// PKI is the certificate spec derived from the cluster file; the PKI
+	// itself lives in StateDir.
+	PKI certs.Spec
+	// Token is the bootstrap token of this run.
+	Token Token
+	// IgnorePreflight lists preflight checks whose failure is only a
+	// warning ("all" for every one).
+	IgnorePreflight []string
+	// DryRun is set for --dry-run: Prepare must not write either.
+	DryRun bool
+	// ControlHost returns the first control plane, connected: phases run
+	// kubectl there against the local API server.
+	ControlHost func(ctx context.Context) (*host.Host, error)
 }
 
 // constructors builds each phase by name.
 var constructors = map[string]func(*Env) Phase{
-	"connect": func(*Env) Phase { return connectPhase{} },
-	"facts":   func(env *Env) Phase { return &factsPhase{env: env} },
-	"bundle":  func(env *Env) Phase { return &bundlePhase{env: env} },
+	"connect":       func(*Env) Phase { return connectPhase{} },
+	"facts":         func(env *Env) Phase { return &factsPhase{env: env} },
+	"preflight":     func(env *Env) Phase { return &preflightPhase{env: env} },
+	"bundle":        func(env *Env) Phase { return &bundlePhase{env: env} },
+	"install":       func(env *Env) Phase { return &installPhase{env: env} },
+	"runtime":       func(env *Env) Phase { return &runtimePhase{env: env} },
+	"certs":         func(env *Env) Phase { return &certsPhase{env: env} },
+	"etcd":          func(env *Env) Phase { return &etcdPhase{env: env} },
+	"control-plane": func(env *Env) Phase { return &controlPlanePhase{env: env} },
+	"bootstrap":     func(env *Env) Phase { return &bootstrapPhase{env: env} },
+	"kubelet":       func(env *Env) Phase { return &kubeletPhase{env: env} },
+	"kube-proxy":    func(env *Env) Phase { return &proxyPhase{env: env} },
+	"cni":           func(env *Env) Phase { return &cniPhase{env: env} },
+	"addons":        func(env *Env) Phase { return &addonsPhase{env: env} },
+	"finish":        func(env *Env) Phase { return &finishPhase{env: env} },
 }
 
 // New builds the named phase.

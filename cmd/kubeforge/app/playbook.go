@@ -23,6 +23,8 @@ type ActionOptions struct {
 	Concurrency int
 	// Phase is set by `kubeforge <action> phase <name>`.
 	Phase string
+	// IgnorePreflight lists preflight checks to downgrade to warnings.
+	IgnorePreflight []string
 }
 
 // action describes a command that plays a playbook.
@@ -38,6 +40,10 @@ type action struct {
 	after func(deps *Deps, run *actionRun) error
 	// afterOnFailure runs after too when a step failed (a partial report).
 	afterOnFailure bool
+	// setup completes the phases' environment before the run.
+	setup func(ctx context.Context, deps *Deps, env *phases.Env, opts *ActionOptions, pool *phases.Pool) error
+	// preflightFlag adds --ignore-preflight-errors.
+	preflightFlag bool
 }
 
 // actionRun is one execution: the loaded inputs and the connected hosts.
@@ -71,6 +77,10 @@ func newActionCmd(deps *Deps, a action, runF func(*ActionOptions) error) *cobra.
 		RunE:    func(cmd *cobra.Command, _ []string) error { return run(cmd) },
 	}
 	addActionFlags(cmd, opts, true)
+	if a.preflightFlag {
+		cmd.Flags().StringSliceVar(&opts.IgnorePreflight, "ignore-preflight-errors", nil,
+			"preflight checks whose failure is only a warning, e.g. Swap,Port-6443 (all: every check)")
+	}
 
 	phaseCmd := &cobra.Command{
 		Use:   "phase NAME",
@@ -121,7 +131,7 @@ func runAction(ctx context.Context, deps *Deps, a action, pb *playbooks.Playbook
 			return err
 		}
 	}
-	env := &phases.Env{Cluster: c, StateDir: state, Log: deps.Log, Out: deps.IO.Out}
+	env := &phases.Env{Cluster: c, StateDir: state, Log: deps.Log, Out: deps.IO.Out, DryRun: opts.DryRun, IgnorePreflight: opts.IgnorePreflight}
 	if a.needsBundle {
 		dir, m, err := loadBundle(deps.Global.Bundle)
 		if err != nil {
@@ -141,6 +151,18 @@ func runAction(ctx context.Context, deps *Deps, a action, pb *playbooks.Playbook
 		return host.Connect(ctx, spec, secrets, known, deps.Log)
 	})
 	defer pool.Close()
+	env.ControlHost = func(ctx context.Context) (*host.Host, error) {
+		first := c.FirstControlPlane()
+		if first == nil {
+			return nil, fmt.Errorf("the cluster file has no control plane")
+		}
+		return pool.Get(ctx, first)
+	}
+	if a.setup != nil {
+		if err := a.setup(ctx, deps, env, opts, pool); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(deps.IO.Out, "%s: cluster %s, %d hosts, state in %s, log in %s\n",
 		a.playbook, c.Metadata.Name, len(c.Spec.Hosts), state, deps.LogPath)
 	runner := &phases.Runner{

@@ -141,6 +141,8 @@ of binaries built from upstream source. Nothing is downloaded at install time.`,
 		NewCmdBundle(deps),
 		NewCmdKnownHosts(deps),
 		NewCmdConfig(deps),
+		NewCmdInit(deps, nil),
+		NewCmdKubectl(deps),
 	)
 	return root
 }

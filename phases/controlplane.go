@@ -1,0 +1,239 @@
+package phases
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kubeforge/kubeforge/certs"
+	"github.com/kubeforge/kubeforge/internal/host"
+)
+
+// controlPlanePhase runs kube-apiserver, waits for /readyz, then runs
+// kube-controller-manager and kube-scheduler (they crash once on missing
+// RBAC if started before the API server is ready).
+type controlPlanePhase struct{ env *Env }
+
+func (*controlPlanePhase) Title() string {
+	return "Control plane (kube-apiserver, controller-manager, scheduler)"
+}
+
+// controlPlaneFiles are the PKI files a control plane needs. The CA keys
+// stay on the admin machine, but the cluster CA's: the controller-manager
+// signs the kubelets' certificates with it.
+func (p *controlPlanePhase) files() ([]File, error) {
+	pairs := []string{
+		"pki/ca.crt", pki("ca.crt"), "pki/ca.key", pki("ca.key"),
+		"pki/front-proxy-ca.crt", pki("front-proxy-ca.crt"),
+		"pki/etcd/ca.crt", pki("etcd/ca.crt"),
+		"pki/sa.key", pki("sa.key"), "pki/sa.pub", pki("sa.pub"),
+		certs.AdminConf, kubeconf(certs.AdminConf),
+		certs.SuperAdminConf, kubeconf(certs.SuperAdminConf),
+		certs.ControllerManagerConf, kubeconf(certs.ControllerManagerConf),
+		certs.SchedulerConf, kubeconf(certs.SchedulerConf),
+	}
+	for _, base := range []string{certs.APIServerName, certs.APIServerKubeletClient, certs.APIServerEtcdClient, certs.FrontProxyClient} {
+		pairs = append(pairs, pair("pki", PKIDir, base)...)
+	}
+	return p.env.pkiFiles(pairs...)
+}
+
+func (p *controlPlanePhase) apiServer(h *host.Host, files []File) (Service, error) {
+	c := p.env.Cluster
+	port := strconv.Itoa(c.Spec.ControlPlane.Port)
+	args := flags(map[string]string{
+		"advertise-address":                  h.Spec.ClusterAddress().String(),
+		"secure-port":                        port,
+		"allow-privileged":                   "true",
+		"authorization-mode":                 "Node,RBAC",
+		"enable-admission-plugins":           "NodeRestriction",
+		"enable-bootstrap-token-auth":        "true",
+		"client-ca-file":                     pki("ca.crt"),
+		"tls-cert-file":                      pki("apiserver.crt"),
+		"tls-private-key-file":               pki("apiserver.key"),
+		"kubelet-client-certificate":         pki("apiserver-kubelet-client.crt"),
+		"kubelet-client-key":                 pki("apiserver-kubelet-client.key"),
+		"kubelet-preferred-address-types":    "InternalIP,ExternalIP,Hostname",
+		"etcd-servers":                       etcdEndpoints(c),
+		"etcd-cafile":                        pki("etcd/ca.crt"),
+		"etcd-certfile":                      pki("apiserver-etcd-client.crt"),
+		"etcd-keyfile":                       pki("apiserver-etcd-client.key"),
+		"proxy-client-cert-file":             pki("front-proxy-client.crt"),
+		"proxy-client-key-file":              pki("front-proxy-client.key"),
+		"requestheader-client-ca-file":       pki("front-proxy-ca.crt"),
+		"requestheader-allowed-names":        certs.FrontProxyClientCN,
+		"requestheader-username-headers":     "X-Remote-User",
+		"requestheader-group-headers":        "X-Remote-Group",
+		"requestheader-extra-headers-prefix": "X-Remote-Extra-",
+		"service-account-issuer":             "https://kubernetes.default.svc." + c.Spec.Networking.DNSDomain,
+		"service-account-key-file":           pki("sa.pub"),
+		"service-account-signing-key-file":   pki("sa.key"),
+		"service-cluster-ip-range":           c.Spec.Networking.ServiceCIDR,
+	})
+	u, err := unit{
+		Description: "kube-apiserver: the Kubernetes API",
+		After:       []string{"network-online.target", "etcd.service"},
+		Wants:       []string{"network-online.target"},
+		Type:        "notify",
+		Environment: []string{"KUBEFORGE_BINARY=" + binaryID(p.env, "kube-apiserver")},
+		Exec:        bin("kube-apiserver"),
+		Args:        args,
+		LimitNOFILE: 65536,
+	}.render()
+	return Service{Name: "kube-apiserver", Unit: u, Inputs: paths(files)}, err
+}
+
+func (p *controlPlanePhase) controllers(files []File) ([]Service, error) {
+	c := p.env.Cluster
+	cm := flags(map[string]string{
+		"allocate-node-cidrs":              "true",
+		"cluster-cidr":                     c.Spec.Networking.PodCIDR,
+		"node-cidr-mask-size":              "24",
+		"service-cluster-ip-range":         c.Spec.Networking.ServiceCIDR,
+		"cluster-name":                     c.Metadata.Name,
+		"cluster-signing-cert-file":        pki("ca.crt"),
+		"cluster-signing-key-file":         pki("ca.key"),
+		"controllers":                      "*,bootstrapsigner,tokencleaner",
+		"kubeconfig":                       kubeconf(certs.ControllerManagerConf),
+		"authentication-kubeconfig":        kubeconf(certs.ControllerManagerConf),
+		"authorization-kubeconfig":         kubeconf(certs.ControllerManagerConf),
+		"bind-address":                     "127.0.0.1",
+		"client-ca-file":                   pki("ca.crt"),
+		"requestheader-client-ca-file":     pki("front-proxy-ca.crt"),
+		"root-ca-file":                     pki("ca.crt"),
+		"service-account-private-key-file": pki("sa.key"),
+		"use-service-account-credentials":  "true",
+		"leader-elect":                     "true",
+	})
+	sched := flags(map[string]string{
+		"kubeconfig":                kubeconf(certs.SchedulerConf),
+		"authentication-kubeconfig": kubeconf(certs.SchedulerConf),
+		"authorization-kubeconfig":  kubeconf(certs.SchedulerConf),
+		"bind-address":              "127.0.0.1",
+		"leader-elect":              "true",
+	})
+	var out []Service
+	for _, s := range []struct {
+		name, desc string
+		args       []string
+	}{
+		{"kube-controller-manager", "kube-controller-manager: the Kubernetes controllers", cm},
+		{"kube-scheduler", "kube-scheduler: places pods on nodes", sched},
+	} {
+		u, err := unit{
+			Description: s.desc,
+			After:       []string{"kube-apiserver.service"},
+			Environment: []string{"KUBEFORGE_BINARY=" + binaryID(p.env, s.name)},
+			Exec:        bin(s.name),
+			Args:        s.args,
+		}.render()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Service{Name: s.name, Unit: u, Inputs: paths(files)})
+	}
+	return out, nil
+}
+
+func (p *controlPlanePhase) desired(h *host.Host) (api, ctrl Desired, err error) {
+	files, err := p.files()
+	if err != nil {
+		return api, ctrl, err
+	}
+	apiSvc, err := p.apiServer(h, files)
+	if err != nil {
+		return api, ctrl, err
+	}
+	ctrlSvcs, err := p.controllers(files)
+	if err != nil {
+		return api, ctrl, err
+	}
+	return Desired{Files: files, Services: []Service{apiSvc}}, Desired{Services: ctrlSvcs}, nil
+}
+
+func (p *controlPlanePhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
+	api, ctrl, err := p.desired(h)
+	if err != nil {
+		return nil, err
+	}
+	a, err := api.Diff(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	b, err := ctrl.Diff(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	lines := a.Lines()
+	// New certificates or kubeconfigs restart the controllers too.
+	if len(a.Files) > 0 {
+		for _, s := range ctrl.Services {
+			if !b.Restarted(s.Name) {
+				b.Restart = append(b.Restart, s.Name)
+			}
+		}
+	}
+	return append(lines, b.Lines()...), nil
+}
+
+func (p *controlPlanePhase) Run(ctx context.Context, h *host.Host) error {
+	api, ctrl, err := p.desired(h)
+	if err != nil {
+		return err
+	}
+	changed, err := api.Apply(ctx, h)
+	if err != nil {
+		return err
+	}
+	if err := waitAPIServer(ctx, h, p.env.Cluster.Spec.ControlPlane.Port, 3*time.Minute); err != nil {
+		return err
+	}
+	cc, err := ctrl.Apply(ctx, h)
+	if err != nil {
+		return err
+	}
+	if len(changed.Files) > 0 { // their certificates or kubeconfigs changed
+		for _, s := range ctrl.Services {
+			if !cc.Restarted(s.Name) {
+				if _, err := h.Run(ctx, "systemctl restart "+s.Name+".service"); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for name, port := range map[string]int{"kube-controller-manager": ControllerManagerPort, "kube-scheduler": SchedulerPort} {
+		// Their serving certificates are self-signed: skip the check, and
+		// authenticate with a client certificate (kubectl would prompt for
+		// a password without one). /healthz is always allowed.
+		probe := fmt.Sprintf("%s --kubeconfig=/dev/null --client-certificate=%s --client-key=%s --server=https://127.0.0.1:%d --insecure-skip-tls-verify --request-timeout=5s get --raw /healthz </dev/null",
+			bin("kubectl"), pki("apiserver-kubelet-client.crt"), pki("apiserver-kubelet-client.key"), port)
+		if err := waitFor(ctx, 2*time.Minute, func() (bool, error) { return h.Check(ctx, probe) }); err != nil {
+			return fmt.Errorf("%s is not healthy: %w (see journalctl -u %s)", name, err, name)
+		}
+	}
+	return nil
+}
+
+// kubectlLocal runs the bundled kubectl as the super-admin against the
+// API server on this host (the endpoint may not be up yet, and the admin
+// group is bound only by the bootstrap phase).
+func kubectlLocal(port int, args string) string {
+	return fmt.Sprintf("%s --kubeconfig=%s --server=https://127.0.0.1:%d --request-timeout=10s %s",
+		bin("kubectl"), kubeconf(certs.SuperAdminConf), port, args)
+}
+
+// waitAPIServer waits until every /readyz check passes.
+func waitAPIServer(ctx context.Context, h *host.Host, port int, timeout time.Duration) error {
+	probe := kubectlLocal(port, "get --raw /readyz")
+	err := waitFor(ctx, timeout, func() (bool, error) {
+		out, err := h.Run(ctx, probe+" 2>/dev/null || true")
+		return strings.TrimSpace(out) == "ok", err
+	})
+	if err != nil {
+		out, _ := h.Run(ctx, probe+"?verbose 2>&1 | grep -v ' ok$' | tail -5 || true")
+		return fmt.Errorf("kube-apiserver is not ready: %w: %s (see journalctl -u kube-apiserver)", err, strings.TrimSpace(out))
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+package phases
+
+import (
+	"fmt"
+	"path"
+	"sort"
+
+	"github.com/kubeforge/kubeforge/templates"
+)
+
+// Paths on the hosts, kubeadm's where a convention exists.
+const (
+	KubernetesDir = "/etc/kubernetes"
+	PKIDir        = "/etc/kubernetes/pki"
+	BinDir        = "/usr/local/bin"
+	CNIBinDir     = "/opt/cni/bin"
+	CNIConfDir    = "/etc/cni/net.d"
+	FlannelDir    = "/etc/kube-flannel"
+	EtcdDataDir   = "/var/lib/etcd"
+	KubeletDir    = "/var/lib/kubelet"
+	KubeProxyDir  = "/var/lib/kube-proxy"
+
+	ContainerdConfig  = "/etc/containerd/config.toml"
+	ContainerdSocket  = "unix:///run/containerd/containerd.sock"
+	KubeletConfigFile = "/var/lib/kubelet/config.yaml"
+	// KubeletKubeconfig points at the certificate the kubelet rotates
+	// itself; BootstrapKubeconfig holds the token it starts from.
+	KubeletKubeconfig   = "/etc/kubernetes/kubelet.conf"
+	BootstrapKubeconfig = "/etc/kubernetes/bootstrap-kubelet.conf"
+	KubeletClientCert   = "/var/lib/kubelet/pki/kubelet-client-current.pem"
+)
+
+// Ports the components listen on.
+const (
+	APIServerPort         = 6443
+	EtcdClientPort        = 2379
+	EtcdPeerPort          = 2380
+	EtcdMetricsPort       = 2381
+	KubeletPort           = 10250
+	KubeProxyHealthPort   = 10256
+	ControllerManagerPort = 10257
+	SchedulerPort         = 10259
+)
+
+// unit renders a systemd service unit.
+type unit struct {
+	Description    string
+	Documentation  string
+	After          []string
+	Wants          []string
+	Requires       []string
+	Type           string
+	Environment    []string
+	ExecStartPre   []string
+	Exec           string
+	Args           []string
+	RestartSec     string
+	LimitNOFILE    int
+	Delegate       bool
+	OOMScoreAdjust int
+}
+
+func (u unit) render() ([]byte, error) {
+	if u.Type == "" {
+		u.Type = "simple"
+	}
+	if u.RestartSec == "" {
+		u.RestartSec = "5s"
+	}
+	if u.Documentation == "" {
+		u.Documentation = "https://kubernetes.io/docs/reference/command-line-tools-reference/"
+	}
+	return templates.Render("systemd/service.tmpl", u)
+}
+
+// flags turns a map into sorted --key=value arguments: stable units, so a
+// re-run writes the same bytes.
+func flags(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, fmt.Sprintf("--%s=%s", k, v))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func pki(name string) string      { return path.Join(PKIDir, name) }
+func kubeconf(name string) string { return path.Join(KubernetesDir, name) }
+func bin(name string) string      { return path.Join(BinDir, name) }

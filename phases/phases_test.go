@@ -1,0 +1,208 @@
+package phases
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubeforge/kubeforge/components/bundle"
+	"github.com/kubeforge/kubeforge/internal/config"
+	"github.com/kubeforge/kubeforge/internal/host"
+	"github.com/kubeforge/kubeforge/internal/ssh"
+)
+
+func testCluster(t *testing.T) *config.Cluster {
+	t.Helper()
+	c, _, err := config.Parse("test", []byte(`apiVersion: kubeforge.io/v1alpha1
+kind: Cluster
+metadata: {name: t}
+spec:
+  hosts:
+    - {name: cp1, address: 192.0.2.11, roles: [control-plane]}
+    - {name: w1, address: 192.0.2.12, roles: [worker]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func csrPEM(t *testing.T, cn string, dns []string, ips ...string) []byte {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn, Organization: []string{"system:nodes"}}, DNSNames: dns}
+	for _, ip := range ips {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+}
+
+func TestCheckServingCSR(t *testing.T) {
+	c := testCluster(t)
+	w1 := c.Host("w1")
+	if err := checkServingCSR(csrPEM(t, "system:node:w1", []string{"w1"}, "192.0.2.12"), w1); err != nil {
+		t.Fatalf("the node's own request refused: %v", err)
+	}
+	for name, req := range map[string][]byte{
+		"another node's name": csrPEM(t, "system:node:cp1", []string{"cp1"}, "192.0.2.11"),
+		"a foreign DNS name":  csrPEM(t, "system:node:w1", []string{"w1", "bank.example.com"}, "192.0.2.12"),
+		"a foreign address":   csrPEM(t, "system:node:w1", []string{"w1"}, "192.0.2.12", "203.0.113.5"),
+		"garbage":             []byte("not pem"),
+	} {
+		if err := checkServingCSR(req, w1); err == nil {
+			t.Errorf("%s: approved", name)
+		}
+	}
+}
+
+func TestKubeletConfig(t *testing.T) {
+	c := testCluster(t)
+	p := &kubeletPhase{env: &Env{Cluster: c}}
+	for _, tc := range []struct {
+		host    string
+		cgroup  int
+		tainted bool
+	}{{"cp1", 1, true}, {"w1", 2, false}} {
+		h := host.New(c.Host(tc.host), nil)
+		h.Facts = &host.Facts{CgroupVersion: tc.cgroup}
+		data, err := p.kubeletConfig(h, "/etc/resolv.conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg kubeletv1beta1.KubeletConfiguration
+		if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+			t.Fatalf("%s: %v\n%s", tc.host, err, data)
+		}
+		if cfg.Kind != "KubeletConfiguration" || cfg.CgroupDriver != "systemd" || !cfg.ServerTLSBootstrap || !cfg.RotateCertificates ||
+			len(cfg.ClusterDNS) != 1 || cfg.ClusterDNS[0] != "10.96.0.10" || *cfg.Authentication.Anonymous.Enabled {
+			t.Errorf("%s: %+v", tc.host, cfg)
+		}
+		if (cfg.FailCgroupV1 != nil && !*cfg.FailCgroupV1) != (tc.cgroup == 1) {
+			t.Errorf("%s: failCgroupV1 %v on cgroup v%d", tc.host, cfg.FailCgroupV1, tc.cgroup)
+		}
+		if (len(cfg.RegisterWithTaints) == 1) != tc.tainted {
+			t.Errorf("%s: taints %v", tc.host, cfg.RegisterWithTaints)
+		}
+	}
+}
+
+func TestClusterDNSAndToken(t *testing.T) {
+	c := testCluster(t)
+	if got := ClusterDNS(c).String(); got != "10.96.0.10" {
+		t.Errorf("cluster DNS %s", got)
+	}
+	dir := t.TempDir()
+	now := time.Now()
+	if tok, err := PeekToken(dir, now); err != nil || !tokenFormat.MatchString(tok.String()) {
+		t.Fatalf("peek: %v %v", tok, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, tokenFile)); !os.IsNotExist(err) {
+		t.Fatal("PeekToken wrote a token")
+	}
+	a, err := LoadOrCreateToken(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := LoadOrCreateToken(dir, now.Add(time.Hour))
+	if a != b {
+		t.Errorf("the saved token was not reused: %v %v", a, b)
+	}
+	c2, _ := LoadOrCreateToken(dir, now.Add(23*time.Hour+30*time.Minute))
+	if c2 == a {
+		t.Error("a token with less than an hour left was reused")
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, tokenFile)); fi.Mode().Perm() != 0o600 {
+		t.Errorf("token file mode %v", fi.Mode().Perm())
+	}
+}
+
+// scriptedHost answers a Desired's two round trips.
+type scriptedHost struct {
+	states string // FileStates answer
+	active string // systemctl is-active answer
+	ran    []string
+}
+
+func (s *scriptedHost) Run(_ context.Context, cmd string, _ io.Reader) (ssh.Result, error) {
+	s.ran = append(s.ran, cmd)
+	switch {
+	case strings.Contains(cmd, "sha256sum"):
+		return ssh.Result{Stdout: []byte(s.states)}, nil
+	case strings.HasPrefix(cmd, "systemctl is-active"):
+		return ssh.Result{Stdout: []byte(s.active)}, nil
+	}
+	return ssh.Result{}, nil
+}
+func (s *scriptedHost) Put(context.Context, io.Reader, string) error { return nil }
+func (s *scriptedHost) Close() error                                 { return nil }
+
+func TestDesiredDiff(t *testing.T) {
+	cfg := []byte("config")
+	unit := []byte("unit")
+	d := Desired{
+		Files:    []File{{Path: "/etc/a.conf", Data: cfg, Mode: host.FileMode{Perm: 0o644}}},
+		Services: []Service{{Name: "a", Unit: unit, Inputs: []string{"/etc/a.conf"}}, {Name: "b", Unit: unit}},
+	}
+	same := host.SumOf(cfg) + " 644 root:root\n" + host.SumOf(unit) + " 644 root:root\n" + host.SumOf(unit) + " 644 root:root\n"
+	for name, tc := range map[string]struct {
+		states, active string
+		want           string
+	}{
+		"up to date":     {same, "active\nactive\n", ""},
+		"config changed": {"- \n" + same[strings.Index(same, "\n")+1:], "active\nactive\n", "write /etc/a.conf,restart a"},
+		"b stopped":      {same, "active\ninactive\n", "start b"},
+		"nothing there":  {"-\n-\n-\n", "inactive\ninactive\n", "write /etc/a.conf,write /etc/systemd/system/a.service,write /etc/systemd/system/b.service,restart a,restart b"},
+	} {
+		s := &scriptedHost{states: tc.states, active: tc.active}
+		h := host.New(&config.Host{Name: "h"}, s)
+		c, err := d.Diff(context.Background(), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(c.Lines(), ","); got != tc.want {
+			t.Errorf("%s: %q, want %q", name, got, tc.want)
+		}
+	}
+}
+
+func TestInstallLinks(t *testing.T) {
+	p := &installPhase{env: &Env{Bundle: &bundle.Manifest{Files: []bundle.File{
+		{Path: "bin/kube", Programs: []bundle.Program{{Name: "kubelet"}, {Name: "etcd"}}},
+		{Path: "bin/flanneld", Programs: []bundle.Program{{Name: "flanneld"}}},
+		{Path: "cni/bin/bridge", Programs: []bundle.Program{{Name: "cni-bridge"}}},
+	}}}}
+	links := p.links()
+	want := map[string]string{
+		"/usr/local/bin/kube":     "/opt/kubeforge/current/bin/kube",
+		"/usr/local/bin/kubelet":  "kube",
+		"/usr/local/bin/etcd":     "kube",
+		"/usr/local/bin/flanneld": "/opt/kubeforge/current/bin/flanneld",
+		"/opt/cni/bin/bridge":     "/opt/kubeforge/current/cni/bin/bridge",
+	}
+	if len(links) != len(want) {
+		t.Fatalf("links %v", links)
+	}
+	for l, target := range want {
+		if links[l] != target {
+			t.Errorf("%s -> %s, want %s", l, links[l], target)
+		}
+	}
+}
