@@ -98,7 +98,7 @@ e2e: build bundle
 
 # The e2e tests against a lab that is already up.
 e2e-run:
-	$(GO) test -count=1 -tags e2e -timeout 40m -v ./test/e2e/ ./test/lab/ 2>&1 | tee .lab/e2e.log | grep -E '^(=== RUN|--- |\s+\S+_test.go|PASS|FAIL|ok )'
+	$(GO) test -p 1 -count=1 -tags e2e -timeout 40m -v ./test/e2e/ ./test/lab/ 2>&1 | tee .lab/e2e.log | grep -E '^(=== RUN|--- |\s+\S+_test.go|PASS|FAIL|ok )'
 
 # The README's first command: a lab host and a cluster in it.
 demo: build bundle

@@ -50,10 +50,11 @@ func handleError(w io.Writer, log *slog.Logger, err error) int {
 		return code
 	}
 	fmt.Fprintln(w, "Error:", err)
-	var changed *ssh.HostKeyChangedError
-	if errors.As(err, &changed) {
-		fmt.Fprintf(w, "After checking the key on the host, accept it with:\n  kubeforge known-hosts accept %s --fingerprint %s -f <cluster file>\n",
-			changed.Host, changed.Presented)
+	if changed := hostKeyChanges(err); len(changed) > 0 {
+		fmt.Fprintln(w, "After checking each key on its host, accept it with:")
+		for _, c := range changed {
+			fmt.Fprintf(w, "  kubeforge known-hosts accept %s --fingerprint %s -f <cluster file>\n", c.Host, c.Presented)
+		}
 	}
 	if code == ExitUsage {
 		fmt.Fprintln(w, "Run 'kubeforge --help' or add --help to the command for usage.")
@@ -80,4 +81,34 @@ func exitCode(err error) int {
 	default:
 		return ExitFailure
 	}
+}
+
+// hostKeyChanges finds every changed host key in an error tree (a step's
+// per-host errors are aggregated).
+func hostKeyChanges(err error) []*ssh.HostKeyChangedError {
+	var out []*ssh.HostKeyChangedError
+	var walk func(error)
+	walk = func(e error) {
+		if e == nil {
+			return
+		}
+		if c, ok := e.(*ssh.HostKeyChangedError); ok {
+			out = append(out, c)
+			return
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			for _, x := range u.Unwrap() {
+				walk(x)
+			}
+		case interface{ WrappedErrors() []error }:
+			for _, x := range u.WrappedErrors() {
+				walk(x)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	return out
 }
