@@ -39,7 +39,7 @@ KUBEFORGE_X := -X 'github.com/kubeforge/kubeforge/internal/version.Version=$(VER
 MODULES := . components/coredns components/flanneld components/cni
 
 .PHONY: all build kubeforge kube components pause coredns flanneld cni bundle \
-        test unit integration e2e e2e-run demo lint fmt vet clean
+        test unit integration e2e e2e-run demo bench lint fmt vet clean
 
 include test/lab/lab.mk
 
@@ -99,6 +99,11 @@ e2e: build bundle
 # The e2e tests against a lab that is already up.
 e2e-run:
 	$(GO) test -p 1 -count=1 -tags e2e -timeout 40m -v ./test/e2e/ ./test/lab/ 2>&1 | tee .lab/e2e.log | grep -E '^(=== RUN|--- |\s+\S+_test.go|PASS|FAIL|ok )'
+
+# Timings and memory of a one-host cluster, written to docs/benchmarks.md.
+bench: build bundle
+	$(MAKE) lab-up N=1 CP=1
+	status=0; $(GO) run ./test/bench -root $(CURDIR) || status=$$?; $(MAKE) lab-down; exit $$status
 
 # The README's first command: a lab host and a cluster in it.
 demo: build bundle

@@ -81,6 +81,9 @@ func (p *controlPlanePhase) apiServer(h *host.Host, files []File) (Service, erro
 		Exec:        bin("kube-apiserver"),
 		Args:        args,
 		LimitNOFILE: 65536,
+		// Its graceful shutdown waits up to 60s for connections that never
+		// go idle; a static pod is killed after 30s, this after 20s.
+		TimeoutStopSec: "20s",
 	}.render()
 	return Service{Name: "kube-apiserver", Unit: u, Inputs: paths(files)}, err
 }

@@ -44,17 +44,19 @@ const (
 
 // unit renders a systemd service unit.
 type unit struct {
-	Description    string
-	Documentation  string
-	After          []string
-	Wants          []string
-	Requires       []string
-	Type           string
-	Environment    []string
-	ExecStartPre   []string
-	Exec           string
-	Args           []string
-	RestartSec     string
+	Description   string
+	Documentation string
+	After         []string
+	Wants         []string
+	Requires      []string
+	Type          string
+	Environment   []string
+	ExecStartPre  []string
+	Exec          string
+	Args          []string
+	RestartSec    string
+	// TimeoutStopSec bounds a graceful stop before systemd kills.
+	TimeoutStopSec string
 	LimitNOFILE    int
 	Delegate       bool
 	OOMScoreAdjust int

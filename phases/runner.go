@@ -121,7 +121,13 @@ func (r *Runner) Run(ctx context.Context, pb *playbooks.Playbook) ([]StepTiming,
 			return timings, err
 		}
 	}
-	fmt.Fprintf(r.Out, "%s: done in %s\n", pb.Name, now().Sub(start).Round(10*time.Millisecond))
+	var parts []string
+	for _, t := range timings {
+		if t.Skipped == "" {
+			parts = append(parts, fmt.Sprintf("%s %s", t.Phase, t.Duration.Round(10*time.Millisecond)))
+		}
+	}
+	fmt.Fprintf(r.Out, "%s: done in %s (%s)\n", pb.Name, now().Sub(start).Round(10*time.Millisecond), strings.Join(parts, ", "))
 	return timings, nil
 }
 

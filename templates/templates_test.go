@@ -28,7 +28,7 @@ var cases = []struct {
 		"After": []string{"network-online.target"}, "Wants": []string{"network-online.target"}, "Requires": []string(nil),
 		"Type": "notify", "Environment": []string{"KUBEFORGE_BINARY=etcd@sha256:0123456789abcdef"}, "ExecStartPre": []string{"/bin/mkdir -p -m 0700 /var/lib/etcd"},
 		"Exec": "/usr/local/bin/etcd", "Args": []string{"--data-dir=/var/lib/etcd", "--name=cp1"},
-		"RestartSec": "5s", "LimitNOFILE": 65536, "Delegate": false, "OOMScoreAdjust": 0,
+		"RestartSec": "5s", "TimeoutStopSec": "", "LimitNOFILE": 65536, "Delegate": false, "OOMScoreAdjust": 0,
 	}, parseUnit},
 	{"containerd.toml", "containerd/config.toml.tmpl", map[string]any{
 		"SandboxImage": "kubeforge.local/pause:3.10-kubeforge.1", "RestrictOOMScoreAdj": true, "SystemdCgroup": true,

@@ -207,7 +207,8 @@ func TestInit(t *testing.T) {
 		bind(t)
 		pid := mainPID(t, node, "kube-apiserver")
 		onHost(t, node, "rm /etc/kubernetes/pki/apiserver.key")
-		mustRun(t, nil, "init", "-f", cluster, "--state-dir", state)
+		repair := mustRun(t, nil, "init", "-f", cluster, "--state-dir", state)
+		t.Logf("repair: %s", lastLine(repair.out))
 		if out := onHost(t, node, "stat -c %a /etc/kubernetes/pki/apiserver.key"); strings.TrimSpace(out) != "600" {
 			t.Errorf("key mode %s", out)
 		}
@@ -216,4 +217,9 @@ func TestInit(t *testing.T) {
 		}
 		healthy(t)
 	})
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
 }
