@@ -96,27 +96,9 @@ func (p *runtimePhase) imageRefs() []string {
 	return out
 }
 
-func (p *runtimePhase) missingPackages(ctx context.Context, h *host.Host) ([]string, error) {
-	pm, err := h.Facts.PackageManagerFor()
-	if err != nil {
-		return nil, err
-	}
-	var missing []string
-	for _, pkg := range runtimePackages {
-		ok, err := h.Check(ctx, pm.InstalledCommand(pkg))
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			missing = append(missing, pkg)
-		}
-	}
-	return missing, nil
-}
-
 func (p *runtimePhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
 	var plan []string
-	pkgs, err := p.missingPackages(ctx, h)
+	pkgs, err := h.MissingPackages(ctx, runtimePackages...)
 	if err != nil {
 		return nil, err
 	}
@@ -178,8 +160,7 @@ func (p *runtimePhase) Run(ctx context.Context, h *host.Host) error {
 		return err
 	}
 	for _, ref := range missing {
-		img := imageByRef(p.env, ref)
-		tar := CurrentBundle() + "/" + img.Path
+		tar := CurrentBundle() + "/" + p.imagePath(ref)
 		if _, err := h.Run(ctx, "ctr -n k8s.io images import "+host.Quote(tar)); err != nil {
 			return fmt.Errorf("import %s: %w", ref, err)
 		}
@@ -187,13 +168,14 @@ func (p *runtimePhase) Run(ctx context.Context, h *host.Host) error {
 	return nil
 }
 
-func imageByRef(env *Env, ref string) (img struct{ Path string }) {
-	for _, i := range env.Bundle.Images {
-		if i.Ref == ref {
-			img.Path = i.Path
+// imagePath is where an image's tarball is in the bundle.
+func (p *runtimePhase) imagePath(ref string) string {
+	for _, img := range p.env.Bundle.Images {
+		if img.Ref == ref {
+			return img.Path
 		}
 	}
-	return img
+	return ""
 }
 
 // waitFor polls check every second until it says true, it errs, or the

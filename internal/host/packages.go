@@ -75,15 +75,11 @@ func (f *Facts) Supported() bool {
 	return false
 }
 
-// EnsurePackages installs the packages that are missing. It returns the
-// ones it installed.
-func (h *Host) EnsurePackages(ctx context.Context, pkgs ...string) ([]string, error) {
-	if h.Facts == nil {
-		return nil, fmt.Errorf("host %s: facts not gathered", h)
-	}
-	pm, err := h.Facts.PackageManagerFor()
+// MissingPackages returns the packages that are not installed.
+func (h *Host) MissingPackages(ctx context.Context, pkgs ...string) ([]string, error) {
+	pm, err := h.packageManager()
 	if err != nil {
-		return nil, fmt.Errorf("host %s: %w", h, err)
+		return nil, err
 	}
 	var missing []string
 	for _, p := range pkgs {
@@ -95,8 +91,30 @@ func (h *Host) EnsurePackages(ctx context.Context, pkgs ...string) ([]string, er
 			missing = append(missing, p)
 		}
 	}
-	if len(missing) == 0 {
-		return nil, nil
+	return missing, nil
+}
+
+func (h *Host) packageManager() (PackageManager, error) {
+	if h.Facts == nil {
+		return nil, fmt.Errorf("host %s: facts not gathered", h)
+	}
+	pm, err := h.Facts.PackageManagerFor()
+	if err != nil {
+		return nil, fmt.Errorf("host %s: %w", h, err)
+	}
+	return pm, nil
+}
+
+// EnsurePackages installs the packages that are missing. It returns the
+// ones it installed.
+func (h *Host) EnsurePackages(ctx context.Context, pkgs ...string) ([]string, error) {
+	missing, err := h.MissingPackages(ctx, pkgs...)
+	if err != nil || len(missing) == 0 {
+		return nil, err
+	}
+	pm, err := h.packageManager()
+	if err != nil {
+		return nil, err
 	}
 	if _, err := h.Run(ctx, pm.InstallCommand(missing...)); err != nil {
 		return nil, fmt.Errorf("install %s with %s: %w", strings.Join(missing, " "), pm.Name(), err)
