@@ -223,3 +223,64 @@ func lastLine(s string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return lines[len(lines)-1]
 }
+
+// TestInitWorkers brings up one control plane and two workers that join
+// by TLS bootstrap, with flannel's host-gw backend (the lab hosts share
+// one L2 network), and checks pod traffic between the nodes.
+func TestInitWorkers(t *testing.T) {
+	names := hostNames()
+	if len(names) < 3 {
+		t.Fatalf("need 3 lab hosts, have %v", names)
+	}
+	names = names[:3]
+	ctx := context.Background()
+	for _, n := range names {
+		if err := theLab.Recreate(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cluster := clusterFile(t, "workers", names, "  networking:\n    backend: host-gw\n", nil)
+	state := filepath.Join(t.TempDir(), "state")
+	r := mustRun(t, nil, "init", "-f", cluster, "--state-dir", state)
+	t.Logf("init of 3 hosts: %s", lastLine(r.out))
+	kubectl := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(kubeforge, append([]string{"kubectl", "-f", cluster, "--state-dir", state, "--bundle", distDir, "--"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	ready := kubectl("get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status} {end}")
+	for _, n := range names {
+		if !strings.Contains(ready, n+"=True") {
+			t.Errorf("%s not Ready: %s", n, ready)
+		}
+	}
+	if roles := kubectl("get", "node", names[0], "-o", "jsonpath={.spec.taints[*].key}"); roles != "node-role.kubernetes.io/control-plane" {
+		t.Errorf("control plane taints: %q", roles)
+	}
+	// A pod on each worker; each reaches the other across nodes, and the
+	// cluster DNS.
+	img := buildTestImage(t)
+	var ips []string
+	for _, n := range names[1:] {
+		importImage(t, n, img)
+		pod := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"on-` + n + `"},"spec":{"nodeName":"` + n + `","containers":[{"name":"bb","image":"` + testImage + `","imagePullPolicy":"Never","command":["/bin/busybox","sh","-c","/bin/busybox mkdir -p /www && echo on-` + n + ` > /www/id && exec /bin/busybox httpd -f -p 8080 -h /www"]}]}}`
+		f := filepath.Join(t.TempDir(), "pod.json")
+		os.WriteFile(f, []byte(pod), 0o600)
+		kubectl("apply", "-f", f)
+		kubectl("wait", "--for=condition=Ready", "pod/on-"+n, "--timeout=120s")
+		ips = append(ips, kubectl("get", "pod", "on-"+n, "-o", "jsonpath={.status.podIP}"))
+	}
+	for i, n := range names[1:] {
+		other := ips[1-i]
+		out := kubectl("exec", "on-"+n, "--", "/bin/busybox", "wget", "-q", "-O-", "http://"+other+":8080/id")
+		if want := names[2-i]; out != "on-"+want {
+			t.Errorf("from %s to the pod on %s (%s): %q", n, want, other, out)
+		}
+		if ns := kubectl("exec", "on-"+n, "--", "/bin/busybox", "nslookup", "kubernetes.default.svc.cluster.local"); !strings.Contains(ns, "10.96.0.1") {
+			t.Errorf("DNS from %s: %s", n, ns)
+		}
+	}
+}
