@@ -75,10 +75,12 @@ func SpecFromCluster(c *config.Cluster) (Spec, error) {
 		CertSANs:      sans,
 		ControlPlanes: nodes(c.HostsWith(config.RoleControlPlane)),
 		EtcdMembers:   nodes(c.HostsWith(config.RoleEtcd)),
-		KubeletNodes:  nodes(c.HostsWith(config.RoleControlPlane)),
-		Key:           KeyAlgorithm(s.Certificates.KeyAlgorithm),
-		CAValidity:    s.Certificates.CAValidity.Duration,
-		Validity:      s.Certificates.Validity.Duration,
+		// Every kubelet joins by TLS bootstrap and rotates its own
+		// certificate; KubeletNodes stays for nodes that cannot.
+		KubeletNodes: nil,
+		Key:          KeyAlgorithm(s.Certificates.KeyAlgorithm),
+		CAValidity:   s.Certificates.CAValidity.Duration,
+		Validity:     s.Certificates.Validity.Duration,
 	}, nil
 }
 

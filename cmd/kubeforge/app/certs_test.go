@@ -58,12 +58,12 @@ func TestCertsLifecycle(t *testing.T) {
 			IsCA                   bool
 		}
 	}
-	if err := json.Unmarshal([]byte(out), &report); err != nil || len(report.Certificates) != 17 {
+	if err := json.Unmarshal([]byte(out), &report); err != nil || len(report.Certificates) != 16 {
 		t.Fatalf("json: %v, %d entries\n%s", err, len(report.Certificates), out)
 	}
 
 	code, out, errOut = run(t, "certs", "renew", "all", "-f", cluster, "--dir", dir)
-	if code != 0 || !strings.Contains(out, "14 certificates renewed") || !strings.Contains(out, "backup of the previous files") {
+	if code != 0 || !strings.Contains(out, "13 certificates renewed") || !strings.Contains(out, "backup of the previous files") {
 		t.Fatalf("renew: exit %d\n%s%s", code, out, errOut)
 	}
 	code, _, errOut = run(t, "certs", "renew", "front-proxy-ca", "--dir", dir)

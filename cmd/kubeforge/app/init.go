@@ -43,7 +43,6 @@ func setupInit(_ context.Context, _ *Deps, env *phases.Env, opts *ActionOptions,
 	if err != nil {
 		return err
 	}
-	spec.KubeletNodes = nil // every kubelet joins by TLS bootstrap and rotates its certificate
 	env.PKI = spec
 	now := time.Now()
 	if opts.DryRun {
