@@ -48,7 +48,7 @@ var portOwners = map[int]string{
 const probeScript = `exec 2>/dev/null
 echo "now=$(date +%s)"
 if command -v ss >/dev/null; then ss -Htlnp | awk '{print "listen=" $4 " " $NF}'; else echo "noss=1"; fi
-for m in br_netfilter overlay; do
+for m in br_netfilter overlay ip_vs; do
   if [ -d /sys/module/$m ] || grep -qE "/$m\.ko" /lib/modules/$(uname -r)/modules.builtin || modprobe -n $m; then echo "module=$m ok"; else echo "module=$m missing"; fi
 done
 [ -e /proc/sys/net/ipv4/ip_forward ] && echo "sysctl=ip_forward"
@@ -127,6 +127,9 @@ func (p *preflightPhase) Run(ctx context.Context, h *host.Host) error {
 		if !modules[m] {
 			fail("KernelModules", "kernel module %s is neither loaded, built in, nor loadable: install the kernel's modules package", m)
 		}
+	}
+	if p.env.Cluster.Spec.Networking.ProxyMode == config.ProxyIPVS && !modules["ip_vs"] {
+		fail("KernelModules", "spec.networking.proxyMode is ipvs, but the kernel has no ip_vs module: use proxyMode iptables, or install the kernel's modules")
 	}
 	if !ipForward {
 		fail("Sysctl", "/proc/sys/net/ipv4/ip_forward is missing: the kernel has no IPv4 forwarding")
