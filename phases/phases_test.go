@@ -206,3 +206,47 @@ func TestInstallLinks(t *testing.T) {
 		}
 	}
 }
+
+// probeHost answers the preflight probe.
+type probeHost struct{ out string }
+
+func (p probeHost) Run(context.Context, string, io.Reader) (ssh.Result, error) {
+	return ssh.Result{Stdout: []byte(p.out)}, nil
+}
+func (probeHost) Put(context.Context, io.Reader, string) error { return nil }
+func (probeHost) Close() error                                 { return nil }
+
+func TestPreflight(t *testing.T) {
+	c := testCluster(t)
+	ok := "module=br_netfilter ok\nmodule=overlay ok\nmodule=ip_vs missing\nsysctl=ip_forward\n"
+	facts := &host.Facts{CPUs: 2, MemoryBytes: 4 << 30, CgroupVersion: 2}
+	for name, tc := range map[string]struct {
+		probe  string
+		swap   int64
+		ignore []string
+		want   string // "" passes
+	}{
+		"clean":              {probe: ok},
+		"our own apiserver":  {probe: ok + `listen=*:6443 users:(("kube-apiserver",pid=12,fd=3))` + "\n"},
+		"port taken":         {probe: ok + `listen=0.0.0.0:6443 users:(("nginx",pid=77,fd=6))` + "\n", want: "[Port-6443] port 6443 is in use by nginx (pid 77)"},
+		"swap":               {probe: ok, swap: 1 << 30, want: "[Swap] swap is on (1024 MiB)"},
+		"swap ignored":       {probe: ok, swap: 1 << 30, ignore: []string{"Swap"}},
+		"everything ignored": {probe: "sysctl=ip_forward\n", swap: 1, ignore: []string{"all"}},
+		"no br_netfilter":    {probe: "module=overlay ok\nsysctl=ip_forward\n", want: "[KernelModules] kernel module br_netfilter"},
+		"no forwarding":      {probe: "module=br_netfilter ok\nmodule=overlay ok\n", want: "[Sysctl]"},
+	} {
+		var out strings.Builder
+		p := &preflightPhase{env: &Env{Cluster: c, Out: &out, IgnorePreflight: tc.ignore}}
+		h := host.New(c.Host("cp1"), probeHost{out: tc.probe})
+		f := *facts
+		f.SwapBytes = tc.swap
+		h.Facts = &f
+		err := p.Run(context.Background(), h)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "--ignore-preflight-errors")):
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+}
