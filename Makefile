@@ -106,14 +106,16 @@ bench: build bundle
 	status=0; $(GO) run ./test/bench -root $(CURDIR) || status=$$?; $(MAKE) lab-down; exit $$status
 
 # The README's first command: a lab host and a cluster in it.
+# Its state (PKI, known_hosts, admin.conf) lives with the lab, in .lab/cluster-state.
+DEMO_STATE := .lab/cluster-state
 demo: build bundle
 	$(MAKE) lab-up N=$(or $(N),1) CP=1
-	$(BIN)/kubeforge init -f .lab/cluster.yaml
-	$(BIN)/kubeforge kubectl -f .lab/cluster.yaml -- get nodes -o wide
+	$(BIN)/kubeforge init -f .lab/cluster.yaml --state-dir $(DEMO_STATE)
+	$(BIN)/kubeforge kubectl -f .lab/cluster.yaml --state-dir $(DEMO_STATE) -- get nodes -o wide
 	@echo
 	@echo "The cluster runs in the lab. Next:"
-	@echo "  bin/kubeforge kubectl -f .lab/cluster.yaml -- get pods -A"
-	@echo "  make lab-down      # remove the lab hosts and restore this machine"
+	@echo "  bin/kubeforge kubectl -f .lab/cluster.yaml --state-dir $(DEMO_STATE) -- get pods -A"
+	@echo "  make lab-down      # remove the lab hosts (and the demo's state) and restore this machine"
 
 lint: fmt vet
 

@@ -23,6 +23,7 @@ lab-up:
 
 lab-down:
 	bash $(LAB_SH) down
+	rm -rf .lab/cluster-state  # make demo's cluster state dies with the hosts
 
 lab-clean:
 	bash $(LAB_SH) clean
