@@ -67,11 +67,10 @@ naming them, before anything is written.`,
 }
 
 func runCertsGenerate(deps *Deps, opts *CertsGenerateOptions) error {
-	c, err := loadCluster(deps, opts.File)
-	if err != nil {
-		return err
+	if opts.File == "" {
+		return usageError{fmt.Errorf("no cluster file: pass -f cluster.yaml ('kubeforge config example' prints one)")}
 	}
-	dir, err := pkiDir(deps, opts.Dir, c.Metadata.Name)
+	dir, c, err := pkiTarget(deps, opts.Dir, opts.File)
 	if err != nil {
 		return err
 	}
@@ -102,12 +101,28 @@ func printResults(deps *Deps, results []certs.Result) {
 	tw.Flush()
 }
 
-// pkiDir is --dir, else the cluster's state directory.
-func pkiDir(deps *Deps, dir, clusterName string) (string, error) {
-	if dir != "" {
-		return dir, nil
+// pkiTarget resolves the PKI directory a certs command works on: --dir,
+// else --state-dir, else the state directory of the cluster file. It
+// returns the cluster too when a file is given.
+func pkiTarget(deps *Deps, dir, file string) (string, *config.Cluster, error) {
+	var c *config.Cluster
+	if file != "" {
+		var err error
+		if c, err = loadCluster(deps, file); err != nil {
+			return "", nil, err
+		}
 	}
-	return stateDir(deps, clusterName)
+	switch {
+	case dir != "":
+		return dir, c, nil
+	case c != nil:
+		d, err := stateDir(deps, c.Metadata.Name)
+		return d, c, err
+	case deps.Global.StateDir != "":
+		d, err := stateDir(deps, "")
+		return d, nil, err
+	}
+	return "", nil, usageError{fmt.Errorf("which PKI? pass --dir DIR or -f CLUSTER_FILE")}
 }
 
 // CertsCheckOptions are the options of `certs check-expiration`.
@@ -159,23 +174,9 @@ func (e *expiryProblem) Error() string { return e.summary }
 func (e *expiryProblem) ExitCode() int { return ExitFailure }
 
 func runCertsCheck(deps *Deps, opts *CertsCheckOptions) error {
-	dir := opts.Dir
-	if dir == "" {
-		if opts.File == "" && deps.Global.StateDir == "" {
-			return usageError{fmt.Errorf("which PKI? pass --dir DIR or -f CLUSTER_FILE")}
-		}
-		name := ""
-		if opts.File != "" {
-			c, err := loadCluster(deps, opts.File)
-			if err != nil {
-				return err
-			}
-			name = c.Metadata.Name
-		}
-		var err error
-		if dir, err = stateDir(deps, name); err != nil {
-			return err
-		}
+	dir, _, err := pkiTarget(deps, opts.Dir, opts.File)
+	if err != nil {
+		return err
 	}
 	now := time.Now()
 	entries, err := certs.Check(certs.Dir(dir), now)
@@ -296,27 +297,17 @@ Names: all, ` + strings.Join(certs.LeafNames(), ", "),
 }
 
 func runCertsRenew(deps *Deps, opts *CertsRenewOptions) error {
+	dir, c, err := pkiTarget(deps, opts.Dir, opts.File)
+	if err != nil {
+		return err
+	}
 	ro := certs.RenewOptions{}
-	dir := opts.Dir
-	if opts.File != "" {
-		c, err := loadCluster(deps, opts.File)
-		if err != nil {
-			return err
-		}
+	if c != nil {
 		spec, err := certs.SpecFromCluster(c)
 		if err != nil {
 			return err
 		}
 		ro.Spec = &spec
-		if dir, err = pkiDir(deps, dir, c.Metadata.Name); err != nil {
-			return err
-		}
-	}
-	if dir == "" {
-		if deps.Global.StateDir == "" {
-			return usageError{fmt.Errorf("which PKI? pass --dir DIR or -f CLUSTER_FILE")}
-		}
-		dir = deps.Global.StateDir
 	}
 	backup, results, err := certs.Renew(certs.Dir(dir), opts.Names, ro)
 	if backup != "" {

@@ -46,12 +46,10 @@ type action struct {
 	preflightFlag bool
 }
 
-// actionRun is one execution: the loaded inputs and the connected hosts.
+// actionRun is one execution: the cluster and the connected hosts.
 type actionRun struct {
-	Cluster  *config.Cluster
-	StateDir string
-	Pool     *phases.Pool
-	Timings  []phases.StepTiming
+	Cluster *config.Cluster
+	Pool    *phases.Pool
 }
 
 // newActionCmd builds the cobra command of an action, with a `phase
@@ -175,9 +173,9 @@ func runAction(ctx context.Context, deps *Deps, a action, pb *playbooks.Playbook
 		Out:         deps.IO.Out,
 		Log:         deps.Log,
 	}
-	timings, err := runner.Run(ctx, pb)
+	_, err = runner.Run(ctx, pb)
 	if a.after != nil && (err == nil || a.afterOnFailure) {
-		if aerr := a.after(deps, &actionRun{Cluster: c, StateDir: state, Pool: pool, Timings: timings}); err == nil {
+		if aerr := a.after(deps, &actionRun{Cluster: c, Pool: pool}); err == nil {
 			err = aerr
 		}
 	}
