@@ -57,18 +57,18 @@ func (p *bundlePhase) unpackDir() string { return path.Join(BundleRoot, p.sum[:1
 
 // state reports what the host has: the archive, and the unpacked bundle.
 func (p *bundlePhase) state(ctx context.Context, h *host.Host) (archived, unpacked, current bool, err error) {
-	sum, err := h.FileSum(ctx, p.remoteArchive())
+	// One round trip for the three answers.
+	out, err := h.Run(ctx, fmt.Sprintf(`echo "archive=$(sha256sum < %s 2>/dev/null | cut -d' ' -f1)"
+echo "complete=$(cat %s 2>/dev/null)"
+echo "current=$(readlink %s)"`,
+		host.Quote(p.remoteArchive()), host.Quote(path.Join(p.unpackDir(), bundleComplete)), host.Quote(CurrentBundle())))
 	if err != nil {
 		return false, false, false, err
 	}
-	out, err := h.Run(ctx, fmt.Sprintf(`echo "complete=$(cat %s 2>/dev/null)"; echo "current=$(readlink %s)"`,
-		host.Quote(path.Join(p.unpackDir(), bundleComplete)), host.Quote(CurrentBundle())))
-	if err != nil {
-		return false, false, false, err
-	}
+	archived = strings.Contains(out, "archive="+p.sum+"\n")
 	unpacked = strings.Contains(out, "complete="+p.sum+"\n")
 	current = strings.Contains(out, "current="+p.unpackDir()+"\n")
-	return sum == p.sum, unpacked, current, nil
+	return archived, unpacked, current, nil
 }
 
 func (p *bundlePhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {

@@ -48,8 +48,7 @@ func sortedKeys(m map[string]string) []string {
 }
 
 // wrongLinks lists the links that are missing or point elsewhere.
-func (p *installPhase) wrongLinks(ctx context.Context, h *host.Host) ([]string, error) {
-	links := p.links()
+func (p *installPhase) wrongLinks(ctx context.Context, h *host.Host, links map[string]string) ([]string, error) {
 	keys := sortedKeys(links)
 	var script strings.Builder
 	for _, l := range keys {
@@ -70,23 +69,24 @@ func (p *installPhase) wrongLinks(ctx context.Context, h *host.Host) ([]string, 
 }
 
 func (p *installPhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
-	wrong, err := p.wrongLinks(ctx, h)
+	links := p.links()
+	wrong, err := p.wrongLinks(ctx, h, links)
 	if err != nil {
 		return nil, err
 	}
 	var plan []string
 	for _, l := range wrong {
-		plan = append(plan, "link "+l+" -> "+p.links()[l])
+		plan = append(plan, "link "+l+" -> "+links[l])
 	}
 	return plan, nil
 }
 
 func (p *installPhase) Run(ctx context.Context, h *host.Host) error {
-	wrong, err := p.wrongLinks(ctx, h)
+	links := p.links()
+	wrong, err := p.wrongLinks(ctx, h, links)
 	if err != nil || len(wrong) == 0 {
 		return err
 	}
-	links := p.links()
 	var script strings.Builder
 	fmt.Fprintf(&script, "set -e\nmkdir -p %s %s\n", BinDir, CNIBinDir)
 	for _, l := range wrong {

@@ -121,16 +121,6 @@ func (h *Host) RunAsUser(ctx context.Context, cmd string) (string, error) {
 	return string(res.Stdout), nil
 }
 
-// FileSum returns the sha256 of a file on the host, "" if it does not exist.
-func (h *Host) FileSum(ctx context.Context, p string) (string, error) {
-	out, err := h.Run(ctx, "if [ -f "+quote(p)+" ]; then sha256sum "+quote(p)+"; fi")
-	if err != nil {
-		return "", err
-	}
-	sum, _, _ := strings.Cut(strings.TrimSpace(out), " ")
-	return sum, nil
-}
-
 // ReadFile returns a file's content; os.ErrNotExist when it is missing.
 func (h *Host) ReadFile(ctx context.Context, p string) ([]byte, error) {
 	out, err := h.RunWithInput(ctx, "if [ -e "+quote(p)+" ]; then cat "+quote(p)+"; else exit 3; fi", nil)

@@ -157,7 +157,8 @@ func TestFilesOnLocalTransport(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "dst")); !os.IsNotExist(err) {
 		t.Fatal("a failed upload left the destination")
 	}
-	real, _ := h.FileSum(ctx, local)
+	content, _ := os.ReadFile(local)
+	real := SumOf(content)
 	copied, err := h.Upload(ctx, local, filepath.Join(dir, "dst"), real, FileMode{Perm: 0o644})
 	if err != nil || !copied {
 		t.Fatalf("upload: %v %v", copied, err)
@@ -220,5 +221,17 @@ nameserver=192.0.2.53
 	}
 	if _, err := parseFacts("garbage"); err == nil {
 		t.Fatal("garbage accepted")
+	}
+}
+
+func TestMissingPackagesOnThisMachine(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/dpkg-query"); err != nil {
+		t.Skip("this machine has no dpkg (the apt registry entry needs it)")
+	}
+	h := New(&config.Host{Name: "local", Local: true}, localTransport{})
+	h.Facts = &Facts{PackageManager: "apt"}
+	missing, err := h.MissingPackages(context.Background(), "dpkg", "kubeforge-no-such-package", "coreutils")
+	if err != nil || len(missing) != 1 || missing[0] != "kubeforge-no-such-package" {
+		t.Fatalf("missing %v, %v", missing, err)
 	}
 }

@@ -75,23 +75,22 @@ func (f *Facts) Supported() bool {
 	return false
 }
 
-// MissingPackages returns the packages that are not installed.
+// MissingPackages returns the packages that are not installed, asked in
+// one round trip.
 func (h *Host) MissingPackages(ctx context.Context, pkgs ...string) ([]string, error) {
 	pm, err := h.packageManager()
 	if err != nil {
 		return nil, err
 	}
-	var missing []string
+	var script strings.Builder
 	for _, p := range pkgs {
-		ok, err := h.Check(ctx, pm.InstalledCommand(p))
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			missing = append(missing, p)
-		}
+		fmt.Fprintf(&script, "%s || echo %s\n", pm.InstalledCommand(p), quote(p))
 	}
-	return missing, nil
+	out, err := h.Run(ctx, script.String())
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(out), nil
 }
 
 func (h *Host) packageManager() (PackageManager, error) {
