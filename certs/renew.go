@@ -5,8 +5,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"fmt"
-	"io"
-	"os"
 	"path"
 	"slices"
 	"strings"
@@ -216,26 +214,10 @@ func backupFiles(dir Dir, targets []renewable, now time.Time) (string, error) {
 			if !dir.exists(f) {
 				continue
 			}
-			if err := copyFile(dir.path(f), dir.path(path.Join(rel, f))); err != nil {
+			if err := atomicfile.Copy(dir.path(f), dir.path(path.Join(rel, f)), dirMode); err != nil {
 				return "", fmt.Errorf("back up %s: %w", dir.path(f), err)
 			}
 		}
 	}
 	return dir.path(rel), nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	fi, err := in.Stat()
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFunc(dst, fi.Mode().Perm(), dirMode, func(w io.Writer) error {
-		_, err := io.Copy(w, in)
-		return err
-	})
 }

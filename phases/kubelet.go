@@ -14,11 +14,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubeforge/kubeforge/certs"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
 )
@@ -89,12 +89,8 @@ func (p *kubeletPhase) bootstrapKubeconfig() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["kubernetes"] = &clientcmdapi.Cluster{Server: p.env.Cluster.APIServerURL(), CertificateAuthorityData: caPEM}
-	cfg.AuthInfos["tls-bootstrap-token-user"] = &clientcmdapi.AuthInfo{Token: p.env.Token.String()}
-	cfg.Contexts["tls-bootstrap-token-user@kubernetes"] = &clientcmdapi.Context{Cluster: "kubernetes", AuthInfo: "tls-bootstrap-token-user"}
-	cfg.CurrentContext = "tls-bootstrap-token-user@kubernetes"
-	return clientcmd.Write(*cfg)
+	return certs.NewKubeconfig("kubernetes", p.env.Cluster.APIServerURL(), "tls-bootstrap-token-user", caPEM,
+		clientcmdapi.AuthInfo{Token: p.env.Token.String()})
 }
 
 // nodeState is what decides the kubelet's files on a host.

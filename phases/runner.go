@@ -175,7 +175,7 @@ func (r *Runner) runStep(ctx context.Context, step playbooks.Step, phase Phase, 
 			d := time.Since(t0).Round(10 * time.Millisecond)
 			mu.Lock()
 			defer mu.Unlock()
-			name := hostLabel(spec)
+			name := spec.Label()
 			if err != nil {
 				failed++
 				errs[i] = err
@@ -211,14 +211,6 @@ func (r *Runner) runStep(ctx context.Context, step playbooks.Step, phase Phase, 
 		}
 	}
 	return &StepError{Phase: step.Phase, Failed: failed, Of: len(hosts), Err: agg.ErrorOrNil()}
-}
-
-// hostLabel names a host in progress lines.
-func hostLabel(spec *config.Host) string {
-	if spec.Local {
-		return spec.Name + " (local)"
-	}
-	return spec.Name + " (" + spec.Address + ")"
 }
 
 // runHost runs (or plans) a phase on one host. Errors name the host.

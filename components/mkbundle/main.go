@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kubeforge/kubeforge/components/bundle"
+	"github.com/kubeforge/kubeforge/internal/atomicfile"
 	pauseversion "github.com/kubeforge/kubeforge/components/pause/version"
 )
 
@@ -133,8 +134,8 @@ func build(binDir, out, version string, c bundle.Compression, log io.Writer) err
 			}
 			f.Programs = append(f.Programs, bundle.Program{Name: p.name, Module: p.module, Version: v})
 		}
-		if err := copyFile(src, filepath.Join(out, spec.path)); err != nil {
-			return err
+		if err := atomicfile.Copy(src, filepath.Join(out, spec.path), 0o755); err != nil {
+			return fmt.Errorf("%w (run 'make components' first)", err)
 		}
 		if f.SHA256, f.Size, err = bundle.HashFile(filepath.Join(out, spec.path)); err != nil {
 			return err
@@ -192,23 +193,3 @@ func build(binDir, out, version string, c bundle.Compression, log io.Writer) err
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("%w (run 'make components' first)", err)
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	outf, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o755)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(outf, in); err != nil {
-		outf.Close()
-		return err
-	}
-	return outf.Close()
-}

@@ -67,3 +67,20 @@ func Exists(path string) bool {
 	_, err := os.Stat(path)
 	return !errors.Is(err, fs.ErrNotExist)
 }
+
+// Copy copies src to dst atomically, keeping src's permissions.
+func Copy(src, dst string, dirPerm os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	return WriteFunc(dst, fi.Mode().Perm(), dirPerm, func(w io.Writer) error {
+		_, err := io.Copy(w, in)
+		return err
+	})
+}

@@ -46,3 +46,18 @@ func TestFailedWriteKeepsOldContent(t *testing.T) {
 		t.Fatalf("temporary files left: %v", entries)
 	}
 }
+
+func TestCopyKeepsMode(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "bin")
+	if err := os.WriteFile(src, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, "out", "bin")
+	if err := Copy(src, dst, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(dst); fi.Mode().Perm() != 0o755 || !Same(dst, []byte("#!/bin/sh\n"), 0o755) {
+		t.Fatalf("copy: %v", fi.Mode())
+	}
+}

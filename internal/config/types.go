@@ -148,7 +148,7 @@ type Kubelet struct {
 // Duration is a time.Duration that also reads days ("365d").
 type Duration struct{ time.Duration }
 
-// Address returns the host's cluster address.
+// ClusterAddress returns the host's address on the cluster network.
 func (h *Host) ClusterAddress() netip.Addr {
 	a := h.InternalAddress
 	if a == "" {
@@ -156,6 +156,17 @@ func (h *Host) ClusterAddress() netip.Addr {
 	}
 	addr, _ := netip.ParseAddr(a)
 	return addr
+}
+
+// Label names the host in messages: "lab2 (172.30.0.12)", "me (local)".
+func (h *Host) Label() string {
+	switch {
+	case h.Local:
+		return h.Name + " (local)"
+	case h.Address != "":
+		return h.Name + " (" + h.Address + ")"
+	}
+	return h.Name
 }
 
 // Has reports whether the host has role r.

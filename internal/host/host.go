@@ -39,12 +39,7 @@ func New(spec *config.Host, t Transport) *Host { return &Host{Spec: spec, t: t} 
 func (h *Host) Name() string { return h.Spec.Name }
 
 // String names the host in messages: "lab2 (172.30.0.12)".
-func (h *Host) String() string {
-	if h.Spec.Address == "" {
-		return h.Spec.Name
-	}
-	return h.Spec.Name + " (" + h.Spec.Address + ")"
-}
+func (h *Host) String() string { return h.Spec.Label() }
 
 // Close ends the connection.
 func (h *Host) Close() error { return h.t.Close() }
