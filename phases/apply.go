@@ -75,8 +75,10 @@ func (c Changes) Lines() []string {
 	return out
 }
 
-// Diff compares the host with d in two round trips.
-func (d Desired) Diff(ctx context.Context, h *host.Host) (Changes, error) {
+// Diff compares the host with d in two round trips. changedBefore are
+// files another Desired of the same phase writes first (certificates
+// shared by several services): services with them as inputs restart too.
+func (d Desired) Diff(ctx context.Context, h *host.Host, changedBefore ...string) (Changes, error) {
 	files := d.allFiles()
 	paths := make([]string, len(files))
 	for i, f := range files {
@@ -104,8 +106,9 @@ func (d Desired) Diff(ctx context.Context, h *host.Host) (Changes, error) {
 	}
 	for _, s := range d.Services {
 		inputs := append([]string{UnitPath(s.Name)}, s.Inputs...)
+		changed := func(p string) bool { return slices.Contains(c.Files, p) || slices.Contains(changedBefore, p) }
 		switch {
-		case slices.ContainsFunc(inputs, func(p string) bool { return slices.Contains(c.Files, p) }):
+		case slices.ContainsFunc(inputs, changed):
 			c.Restart = append(c.Restart, s.Name)
 		case !active[s.Name]:
 			c.Start = append(c.Start, s.Name)
@@ -144,9 +147,10 @@ func (d Desired) Plan(ctx context.Context, h *host.Host) ([]string, error) {
 
 // Apply makes the host match d: writes the files that differ, reloads
 // systemd when a unit changed, restarts the services whose inputs changed
-// and starts the ones not running. It returns what it changed.
-func (d Desired) Apply(ctx context.Context, h *host.Host) (Changes, error) {
-	c, err := d.Diff(ctx, h)
+// (here or in changedBefore) and starts the ones not running. It returns
+// what it changed.
+func (d Desired) Apply(ctx context.Context, h *host.Host, changedBefore ...string) (Changes, error) {
+	c, err := d.Diff(ctx, h, changedBefore...)
 	if err != nil {
 		return c, err
 	}
@@ -174,9 +178,4 @@ func (d Desired) Apply(ctx context.Context, h *host.Host) (Changes, error) {
 		}
 	}
 	return c, nil
-}
-
-// Restarted reports whether Apply (re)started the service.
-func (c Changes) Restarted(name string) bool {
-	return slices.Contains(c.Restart, name) || slices.Contains(c.Start, name)
 }

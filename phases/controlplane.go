@@ -165,20 +165,13 @@ func (p *controlPlanePhase) Plan(ctx context.Context, h *host.Host) ([]string, e
 	if err != nil {
 		return nil, err
 	}
-	b, err := ctrl.Diff(ctx, h)
+	// The controllers' certificates and kubeconfigs are written with the
+	// API server's files.
+	b, err := ctrl.Diff(ctx, h, a.Files...)
 	if err != nil {
 		return nil, err
 	}
-	lines := a.Lines()
-	// New certificates or kubeconfigs restart the controllers too.
-	if len(a.Files) > 0 {
-		for _, s := range ctrl.Services {
-			if !b.Restarted(s.Name) {
-				b.Restart = append(b.Restart, s.Name)
-			}
-		}
-	}
-	return append(lines, b.Lines()...), nil
+	return append(a.Lines(), b.Lines()...), nil
 }
 
 func (p *controlPlanePhase) Run(ctx context.Context, h *host.Host) error {
@@ -193,18 +186,8 @@ func (p *controlPlanePhase) Run(ctx context.Context, h *host.Host) error {
 	if err := waitAPIServer(ctx, h, p.env.Cluster.Spec.ControlPlane.Port, 3*time.Minute); err != nil {
 		return err
 	}
-	cc, err := ctrl.Apply(ctx, h)
-	if err != nil {
+	if _, err := ctrl.Apply(ctx, h, changed.Files...); err != nil {
 		return err
-	}
-	if len(changed.Files) > 0 { // their certificates or kubeconfigs changed
-		for _, s := range ctrl.Services {
-			if !cc.Restarted(s.Name) {
-				if _, err := h.Run(ctx, "systemctl restart "+s.Name+".service"); err != nil {
-					return err
-				}
-			}
-		}
 	}
 	for name, port := range map[string]int{"kube-controller-manager": ControllerManagerPort, "kube-scheduler": SchedulerPort} {
 		// Their serving certificates are self-signed: skip the check, and

@@ -181,6 +181,12 @@ func TestDesiredDiff(t *testing.T) {
 			t.Errorf("%s: %q, want %q", name, got, tc.want)
 		}
 	}
+	// An input written by an earlier Desired of the phase restarts too.
+	h := host.New(&config.Host{Name: "h"}, &scriptedHost{states: same, active: "active\nactive\n"})
+	c, err := d.Diff(context.Background(), h, "/etc/a.conf")
+	if err != nil || strings.Join(c.Lines(), ",") != "restart a" {
+		t.Errorf("changed before: %v %v", c.Lines(), err)
+	}
 }
 
 func TestInstallLinks(t *testing.T) {
