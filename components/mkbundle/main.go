@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/kubeforge/kubeforge/components/bundle"
-	"github.com/kubeforge/kubeforge/internal/atomicfile"
 	pauseversion "github.com/kubeforge/kubeforge/components/pause/version"
+	"github.com/kubeforge/kubeforge/internal/atomicfile"
 )
 
 // kubeforgeModule is this repo's module; programs built from it take the
