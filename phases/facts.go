@@ -2,7 +2,6 @@ package phases
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 
 	"github.com/kubeforge/kubeforge/internal/config"
@@ -30,13 +29,13 @@ func (p *factsPhase) Run(ctx context.Context, h *host.Host) error {
 		return err
 	}
 	if !f.Supported() {
-		return fmt.Errorf("host %s: %s is not supported (Debian, Ubuntu or the RHEL family)", h, f.OSPretty)
+		return h.Errorf("%s is not supported (Debian, Ubuntu or the RHEL family)", f.OSPretty)
 	}
 	if f.InitSystem != "systemd" {
-		return fmt.Errorf("host %s: init system is %q: kubeforge runs the components as systemd services", h, f.InitSystem)
+		return h.Errorf("init system is %q: kubeforge runs the components as systemd services", f.InitSystem)
 	}
 	if m := p.env.Bundle; m != nil && f.GoArch() != m.Arch {
-		return fmt.Errorf("host %s: architecture %s, but the bundle is for %s", h, f.Arch, m.Arch)
+		return h.Errorf("architecture %s, but the bundle is for %s", f.Arch, m.Arch)
 	}
 	return p.checkVIP(h, f)
 }
@@ -54,11 +53,11 @@ func (p *factsPhase) checkVIP(h *host.Host, f *host.Facts) error {
 	}
 	iface, prefix, ok := f.PrefixOf(h.Spec.ClusterAddress())
 	if !ok {
-		return fmt.Errorf("host %s: no interface holds its address %s (interfaces: %v)", h, h.Spec.ClusterAddress(), f.Addresses)
+		return h.Errorf("no interface holds its address %s (interfaces: %v)", h.Spec.ClusterAddress(), f.Addresses)
 	}
 	if !prefix.Masked().Contains(vip) {
-		return fmt.Errorf("host %s: spec.controlPlane.vip %s is not in its network %s (%s): keepalived could not announce it; pick a free address in %s",
-			h, vip, prefix.Masked(), iface, prefix.Masked())
+		return h.Errorf("spec.controlPlane.vip %s is not in its network %s (%s): keepalived could not announce it; pick a free address in %s",
+			vip, prefix.Masked(), iface, prefix.Masked())
 	}
 	return nil
 }

@@ -158,7 +158,7 @@ func (p *preflightPhase) Run(ctx context.Context, h *host.Host) error {
 		}
 		return "preflight: " + strings.Join(lines, "; ") + " (skip a check with --ignore-preflight-errors=NAME)"
 	}
-	return fmt.Errorf("host %s: %w", h, errs)
+	return h.Errorf("%w", errs)
 }
 
 // listener is a process listening on a port.

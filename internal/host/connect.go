@@ -33,7 +33,7 @@ func Connect(ctx context.Context, spec *config.Host, secrets Secrets, known *ssh
 	} else {
 		cfg, err := sshConfig(spec, secrets, known)
 		if err != nil {
-			return nil, fmt.Errorf("host %s: %w", h, err)
+			return nil, h.Errorf("%w", err)
 		}
 		c, err := ssh.Dial(ctx, cfg)
 		if err != nil {
@@ -46,7 +46,7 @@ func Connect(ctx context.Context, spec *config.Host, secrets Secrets, known *ssh
 		v, ok := secrets.Env(env)
 		if !ok {
 			h.Close()
-			return nil, fmt.Errorf("host %s: ssh.sudoPasswordEnv names %s, which is not set", h, env)
+			return nil, h.Errorf("ssh.sudoPasswordEnv names %s, which is not set", env)
 		}
 		sudoPassword = []byte(v)
 	}

@@ -82,7 +82,7 @@ func (h *Host) GatherFacts(ctx context.Context) (*Facts, error) {
 	}
 	f, err := parseFacts(out)
 	if err != nil {
-		return nil, fmt.Errorf("host %s: facts: %w", h, err)
+		return nil, h.Errorf("facts: %w", err)
 	}
 	h.Facts = f
 	return f, nil

@@ -46,11 +46,14 @@ func (h *Host) Close() error { return h.t.Close() }
 
 // CommandError is a command that exited non-zero on a host.
 type CommandError struct {
-	Host     string
+	Name     string // the host's name
+	Host     string // its label
 	Cmd      string
 	ExitCode int
 	Stderr   string
 }
+
+func (e *CommandError) HostName() string { return e.Name }
 
 func (e *CommandError) Error() string {
 	msg := strings.TrimSpace(e.Stderr)
@@ -85,10 +88,10 @@ func (h *Host) RunWithInput(ctx context.Context, cmd string, stdin []byte) ([]by
 			"stderr", string(res.Stderr), "error", err)
 	}
 	if err != nil {
-		return res.Stdout, fmt.Errorf("host %s: %w", h, err)
+		return res.Stdout, h.Wrap(err)
 	}
 	if res.ExitCode != 0 {
-		return res.Stdout, &CommandError{Host: h.String(), Cmd: cmd, ExitCode: res.ExitCode, Stderr: h.sudo.scrub(string(res.Stderr))}
+		return res.Stdout, &CommandError{Name: h.Spec.Name, Host: h.String(), Cmd: cmd, ExitCode: res.ExitCode, Stderr: h.sudo.scrub(string(res.Stderr))}
 	}
 	return res.Stdout, nil
 }
@@ -108,10 +111,10 @@ func (h *Host) Check(ctx context.Context, cmd string) (bool, error) {
 func (h *Host) RunAsUser(ctx context.Context, cmd string) (string, error) {
 	res, err := h.t.Run(ctx, cmd, nil)
 	if err != nil {
-		return "", fmt.Errorf("host %s: %w", h, err)
+		return "", h.Wrap(err)
 	}
 	if res.ExitCode != 0 {
-		return string(res.Stdout), &CommandError{Host: h.String(), Cmd: cmd, ExitCode: res.ExitCode, Stderr: string(res.Stderr)}
+		return string(res.Stdout), &CommandError{Name: h.Spec.Name, Host: h.String(), Cmd: cmd, ExitCode: res.ExitCode, Stderr: string(res.Stderr)}
 	}
 	return string(res.Stdout), nil
 }
@@ -121,7 +124,7 @@ func (h *Host) ReadFile(ctx context.Context, p string) ([]byte, error) {
 	out, err := h.RunWithInput(ctx, "if [ -e "+quote(p)+" ]; then cat "+quote(p)+"; else exit 3; fi", nil)
 	var ce *CommandError
 	if errors.As(err, &ce) && ce.ExitCode == 3 {
-		return nil, fmt.Errorf("host %s: %s: %w", h, p, os.ErrNotExist)
+		return nil, h.Errorf("%s: %w", p, os.ErrNotExist)
 	}
 	return out, err
 }
@@ -191,7 +194,7 @@ func (h *Host) FileStates(ctx context.Context, paths []string) (map[string]FileS
 	}
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
 	if len(paths) > 0 && len(lines) != len(paths) {
-		return nil, fmt.Errorf("host %s: file states: %d answers for %d files", h, len(lines), len(paths))
+		return nil, h.Errorf("file states: %d answers for %d files", len(lines), len(paths))
 	}
 	states := make(map[string]FileState, len(paths))
 	for i, p := range paths {
@@ -229,7 +232,7 @@ func (h *Host) put(ctx context.Context, r io.Reader, p, sha string, mode FileMod
 	stage := "/tmp/.kubeforge-" + randomSuffix()
 	if err := h.t.Put(ctx, r, stage); err != nil {
 		_, _ = h.RunAsUser(context.WithoutCancel(ctx), "rm -f "+quote(stage))
-		return fmt.Errorf("host %s: upload %s: %w", h, p, err)
+		return h.Errorf("upload %s: %w", p, err)
 	}
 	owner, group, _ := strings.Cut(mode.owner(), ":")
 	tmp := path.Join(path.Dir(p), "."+path.Base(p)+".kubeforge-"+randomSuffix())

@@ -95,11 +95,11 @@ func (h *Host) MissingPackages(ctx context.Context, pkgs ...string) ([]string, e
 
 func (h *Host) packageManager() (PackageManager, error) {
 	if h.Facts == nil {
-		return nil, fmt.Errorf("host %s: facts not gathered", h)
+		return nil, h.Errorf("facts not gathered")
 	}
 	pm, err := h.Facts.PackageManagerFor()
 	if err != nil {
-		return nil, fmt.Errorf("host %s: %w", h, err)
+		return nil, h.Errorf("%w", err)
 	}
 	return pm, nil
 }

@@ -24,8 +24,10 @@ const (
 
 // SudoError is a login user that cannot become root.
 type SudoError struct {
-	Host, User, Reason string
+	Name, Host, User, Reason string
 }
+
+func (e *SudoError) HostName() string { return e.Name }
 
 func (e *SudoError) Error() string {
 	return fmt.Sprintf("host %s: user %s cannot run commands as root: %s", e.Host, e.User, e.Reason)
@@ -81,7 +83,7 @@ func (h *Host) detectSudo(ctx context.Context, user string, password []byte) err
 		return nil
 	}
 	if len(password) == 0 {
-		return &SudoError{Host: h.String(), User: user, Reason: "sudo asks for a password: set ssh.sudoPasswordEnv to the name of an environment variable holding it, or allow NOPASSWD"}
+		return &SudoError{Name: h.Spec.Name, Host: h.String(), User: user, Reason: "sudo asks for a password: set ssh.sudoPasswordEnv to the name of an environment variable holding it, or allow NOPASSWD"}
 	}
 	h.sudo = sudo{mode: sudoPassword, password: password}
 	out, err := h.Run(ctx, "id -u")
@@ -92,13 +94,13 @@ func (h *Host) detectSudo(ctx context.Context, user string, password []byte) err
 			reason = "it is not allowed to use sudo"
 		}
 		h.sudo = sudo{}
-		return &SudoError{Host: h.String(), User: user, Reason: reason + " (" + strings.TrimSpace(ce.Stderr) + ")"}
+		return &SudoError{Name: h.Spec.Name, Host: h.String(), User: user, Reason: reason + " (" + strings.TrimSpace(ce.Stderr) + ")"}
 	}
 	if err != nil {
 		return err
 	}
 	if strings.TrimSpace(out) != "0" {
-		return &SudoError{Host: h.String(), User: user, Reason: "sudo did not give root"}
+		return &SudoError{Name: h.Spec.Name, Host: h.String(), User: user, Reason: "sudo did not give root"}
 	}
 	return nil
 }

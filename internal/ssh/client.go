@@ -67,6 +67,9 @@ type ConnectError struct {
 func (e *ConnectError) Error() string { return fmt.Sprintf("host %s (%s): %v", e.Host, e.Addr, e.Err) }
 func (e *ConnectError) Unwrap() error { return e.Err }
 
+// HostName is the host's name in the cluster file.
+func (e *ConnectError) HostName() string { return e.Host }
+
 // Dial connects and authenticates.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Port == 0 {
@@ -250,13 +253,13 @@ type Result struct {
 func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, error) {
 	session, err := c.client.NewSession()
 	if err != nil {
-		return Result{}, fmt.Errorf("host %s: new session: %w", c.cfg.Host, err)
+		return Result{}, fmt.Errorf("new session: %w", err)
 	}
 	defer session.Close()
 	var stdout, stderr bytes.Buffer
 	session.Stdout, session.Stderr, session.Stdin = &stdout, &stderr, stdin
 	if err := session.Start(cmd); err != nil {
-		return Result{}, fmt.Errorf("host %s: start: %w", c.cfg.Host, err)
+		return Result{}, fmt.Errorf("start: %w", err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- session.Wait() }()
@@ -277,9 +280,9 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, 
 		res.ExitCode = exit.ExitStatus()
 	case errors.As(err, &missing):
 		res.ExitCode = -1
-		return res, fmt.Errorf("host %s: the connection closed before the command exited", c.cfg.Host)
+		return res, errors.New("the connection closed before the command exited")
 	default:
-		return res, fmt.Errorf("host %s: %w", c.cfg.Host, err)
+		return res, err
 	}
 	return res, nil
 }

@@ -39,6 +39,9 @@ type HostKeyChangedError struct {
 	File      string   // the known_hosts file
 }
 
+// HostName is the host's name in the cluster file.
+func (e *HostKeyChangedError) HostName() string { return e.Host }
+
 func (e *HostKeyChangedError) Error() string {
 	return fmt.Sprintf("host %s (%s): SSH host key changed: %s has %s, the host presented %s. "+
 		"The host may have been reinstalled, or someone may be intercepting the connection: check the key on the host "+
