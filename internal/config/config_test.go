@@ -175,3 +175,39 @@ func TestExampleIsValid(t *testing.T) {
 		t.Fatalf("warnings %v, %d hosts, endpoint %s", warnings, len(c.Spec.Hosts), c.Spec.ControlPlane.Endpoint)
 	}
 }
+
+func TestPublishedKeepsNoSSHAndParsesBack(t *testing.T) {
+	c, _, err := Parse("t", []byte(`apiVersion: kubeforge.io/v1alpha1
+kind: Cluster
+metadata: {name: pub}
+spec:
+  ssh: {user: admin, keyPath: /home/admin/.ssh/id, sudoPasswordEnv: SUDO_PW, bastion: "jump@10.0.0.1:22"}
+  controlPlane: {vip: 192.0.2.100}
+  networking: {backend: host-gw}
+  certificates: {validity: 10m}
+  hosts:
+    - {name: cp1, address: 192.0.2.11, roles: [control-plane], labels: {zone: a}}
+    - {name: w1, address: 192.0.2.12, roles: [worker], ssh: {user: other, passwordEnv: W1_PW}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := Published(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"admin", "/home/admin", "SUDO_PW", "jump", "W1_PW", "other", "keyPath"} {
+		if strings.Contains(string(data), secret) {
+			t.Errorf("published cluster holds %q:\n%s", secret, data)
+		}
+	}
+	back, _, err := Parse("published", data)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	if back.Spec.ControlPlane.Endpoint != "192.0.2.100:6443" || back.Spec.Networking.Backend != "host-gw" ||
+		back.Spec.Certificates.Validity.Duration != 10*time.Minute || len(back.Spec.Hosts) != 2 ||
+		!back.Spec.Hosts[0].Has(RoleEtcd) || back.Spec.Hosts[0].Labels["zone"] != "a" {
+		t.Errorf("round trip: %+v", back.Spec)
+	}
+}

@@ -73,6 +73,18 @@ func Parse(name string, data []byte) (*Cluster, []string, error) {
 	return c, warnings, nil
 }
 
+// Check defaults and validates a cluster put together in code (a node
+// joining on its own adds itself to the published cluster). name is used
+// in messages.
+func Check(name string, c *Cluster) ([]string, error) {
+	SetDefaults(c)
+	warnings, errs := validate(c)
+	if len(errs) > 0 {
+		return warnings, &InvalidError{File: name, Fields: errs}
+	}
+	return warnings, nil
+}
+
 // decode parses the YAML, rejects unknown fields with their line, and
 // remembers the line of every field for validation messages.
 func decode(name string, data []byte) (*Cluster, lineIndex, error) {
