@@ -136,17 +136,22 @@ func TestGenerateVerifiesWithCryptoX509(t *testing.T) {
 		}
 	}
 
-	api, _ := dir.readCert(PKIDir + "/apiserver.crt")
+	// Each control plane's API server certificate names that control
+	// plane, and no other: one joining or leaving changes no other's.
+	api, _ := dir.readCert(NodesDir + "/cp2/pki/apiserver.crt")
 	for _, n := range []string{"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
-		"localhost", "cp1", "cp2", "cp3", "api.example.com"} {
+		"localhost", "cp2", "api.example.com"} {
 		if !slices.Contains(api.DNSNames, n) {
 			t.Errorf("apiserver lacks DNS SAN %s: %v", n, api.DNSNames)
 		}
 	}
-	for _, ip := range []string{"10.96.0.1", "127.0.0.1", "172.30.0.100", "172.30.0.11", "172.30.0.12", "172.30.0.13"} {
+	for _, ip := range []string{"10.96.0.1", "127.0.0.1", "172.30.0.100", "172.30.0.12"} {
 		if !containsIP(api.IPAddresses, netip.MustParseAddr(ip).AsSlice()) {
 			t.Errorf("apiserver lacks IP SAN %s: %v", ip, api.IPAddresses)
 		}
+	}
+	if slices.Contains(api.DNSNames, "cp1") || containsIP(api.IPAddresses, netip.MustParseAddr("172.30.0.11").AsSlice()) {
+		t.Errorf("cp2's API server certificate names cp1: %v %v", api.DNSNames, api.IPAddresses)
 	}
 	etcd2, _ := dir.readCert(NodesDir + "/cp2/pki/etcd/server.crt")
 	if etcd2.Subject.CommonName != "cp2" || !slices.Contains(etcd2.DNSNames, "cp2") || !slices.Contains(etcd2.DNSNames, "localhost") ||
@@ -183,7 +188,6 @@ func TestGenerateVerifiesWithCryptoX509(t *testing.T) {
 		"nodes/cp1/" + KubeletConf: "CN=system:node:cp1,O=system:nodes",
 		ControllerManagerConf:      "CN=system:kube-controller-manager",
 		SchedulerConf:              "CN=system:kube-scheduler",
-		KubeProxyConf:              "CN=system:kube-proxy",
 	}
 	for file, subject := range want {
 		kf, err := readKubeconfig(dir.path(file))
@@ -216,14 +220,14 @@ func TestRSAKeys(t *testing.T) {
 	s.Key = RSA2048
 	s.ControlPlanes, s.EtcdMembers, s.KubeletNodes = s.ControlPlanes[:1], s.EtcdMembers[:1], nil
 	dir := generate(t, s)
-	key, err := dir.readKey(PKIDir + "/apiserver.key")
+	key, err := dir.readKey(NodesDir + "/cp1/pki/apiserver.key")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if k, ok := key.(*rsa.PrivateKey); !ok || k.N.BitLen() != 2048 {
 		t.Fatalf("key %T", key)
 	}
-	cert, _ := dir.readCert(PKIDir + "/apiserver.crt")
+	cert, _ := dir.readCert(NodesDir + "/cp1/pki/apiserver.crt")
 	if cert.KeyUsage&x509.KeyUsageKeyEncipherment == 0 {
 		t.Error("RSA leaf lacks keyEncipherment")
 	}
@@ -269,8 +273,10 @@ func TestGenerateReissuesWhatNoLongerFits(t *testing.T) {
 	for _, r := range results {
 		got[r.Name] = r
 	}
-	if r := got["apiserver"]; r.Action != Reissued || !strings.Contains(r.Reason, "new.example.com") || !strings.Contains(r.Reason, "172.30.0.101") {
-		t.Errorf("apiserver: %+v", r)
+	for _, cp := range []string{"cp1", "cp2", "cp3"} {
+		if r := got["apiserver ("+cp+")"]; r.Action != Reissued || !strings.Contains(r.Reason, "new.example.com") || !strings.Contains(r.Reason, "172.30.0.101") {
+			t.Errorf("apiserver %s: %+v", cp, r)
+		}
 	}
 	if r := got["etcd-server (e4)"]; r.Action != Created {
 		t.Errorf("new member: %+v", r)
@@ -326,10 +332,10 @@ func TestBadInputs(t *testing.T) {
 	}{
 		"truncated key": {
 			damage: func(t *testing.T, dir Dir) {
-				data, _ := os.ReadFile(dir.path("pki/apiserver.key"))
-				os.WriteFile(dir.path("pki/apiserver.key"), data[:len(data)/2], 0o600)
+				data, _ := os.ReadFile(dir.path("nodes/cp1/pki/apiserver.key"))
+				os.WriteFile(dir.path("nodes/cp1/pki/apiserver.key"), data[:len(data)/2], 0o600)
 			},
-			file: "pki/apiserver.key", want: "not a PEM private key",
+			file: "nodes/cp1/pki/apiserver.key", want: "not a PEM private key",
 		},
 		"CA certificate where a leaf is expected": {
 			damage: func(t *testing.T, dir Dir) {
@@ -360,9 +366,9 @@ func TestBadInputs(t *testing.T) {
 		"key of another certificate": {
 			damage: func(t *testing.T, dir Dir) {
 				data, _ := os.ReadFile(dir.path("pki/front-proxy-client.key"))
-				os.WriteFile(dir.path("pki/apiserver.key"), data, 0o600)
+				os.WriteFile(dir.path("nodes/cp1/pki/apiserver.key"), data, 0o600)
 			},
-			file: "pki/apiserver.key", want: "does not match",
+			file: "nodes/cp1/pki/apiserver.key", want: "does not match",
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -507,10 +513,10 @@ func TestRenewOneAddsConfiguredSANs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(results) != 1 || results[0].Name != APIServerName {
+	if len(results) != 3 || results[0].Name != "apiserver (cp1)" {
 		t.Fatalf("results %+v", results)
 	}
-	cert, _ := dir.readCert("pki/apiserver.crt")
+	cert, _ := dir.readCert("nodes/cp1/pki/apiserver.crt")
 	if !slices.Contains(cert.DNSNames, "added.example.com") || !slices.Contains(cert.DNSNames, "kubernetes") {
 		t.Errorf("SANs %v", cert.DNSNames)
 	}
@@ -529,8 +535,8 @@ func TestCheckReportsExpiry(t *testing.T) {
 	for _, e := range entries {
 		byName[e.Name] = e
 	}
-	if e := byName["apiserver"]; !e.Expired() || e.CA != CAName || e.IsCA {
-		t.Errorf("apiserver: %+v", e)
+	if e := byName["apiserver (cp1)"]; !e.Expired() || e.CA != CAName || e.IsCA {
+		t.Errorf("apiserver cp1: %+v", e)
 	}
 	if e := byName["etcd-peer (cp3)"]; e.CA != EtcdCAName || e.Path != "nodes/cp3/pki/etcd/peer.crt" {
 		t.Errorf("etcd-peer cp3: %+v", e)
@@ -578,8 +584,8 @@ func TestGenerateDryRunWritesNothing(t *testing.T) {
 			reissued++
 		}
 	}
-	if reissued != 1 {
-		t.Errorf("dry run: %d re-issues, want 1 (apiserver)", reissued)
+	if reissued != 3 {
+		t.Errorf("dry run: %d re-issues, want 3 (each control plane's apiserver)", reissued)
 	}
 	after := readAll(t, dir)
 	for p, data := range before {

@@ -8,7 +8,7 @@ import (
 )
 
 // discoverSpec builds a spec from what a directory holds: the nodes with
-// etcd certificates and the nodes with kubelet kubeconfigs. Renewal and
+// API server or etcd certificates and the nodes with kubelet kubeconfigs. Renewal and
 // expiry checks use it to find every per-node file without a cluster file.
 func discoverSpec(dir Dir) Spec {
 	var s Spec
@@ -22,6 +22,9 @@ func discoverSpec(dir Dir) Spec {
 	sort.Strings(names)
 	for _, n := range names {
 		node := Node{Name: n}
+		if dir.exists(path.Join(NodesDir, n, PKIDir, APIServerName+CertExt)) {
+			s.ControlPlanes = append(s.ControlPlanes, node)
+		}
 		if dir.exists(path.Join(NodesDir, n, PKIDir, EtcdServerBase+CertExt)) || dir.exists(path.Join(NodesDir, n, PKIDir, EtcdPeerBase+CertExt)) {
 			s.EtcdMembers = append(s.EtcdMembers, node)
 		}

@@ -4,9 +4,10 @@ package certs
 // plane (kubeadm's layout), plus nodes/<name>/ for what differs per host:
 //
 //	DIR/pki/ca.{crt,key}                   DIR/admin.conf
-//	DIR/pki/apiserver.{crt,key} ...        DIR/super-admin.conf
+//	DIR/pki/front-proxy-client.{crt,key} . DIR/super-admin.conf
 //	DIR/pki/etcd/ca.{crt,key} ...          DIR/controller-manager.conf ...
 //	DIR/pki/sa.{key,pub}                   DIR/nodes/<name>/kubelet.conf
+//	DIR/nodes/<name>/pki/apiserver.{crt,key}     (each control plane's own)
 //	DIR/nodes/<name>/pki/etcd/{server,peer}.{crt,key}
 //	DIR/backups/<time>/...                 (renewal backups)
 const (
@@ -54,9 +55,6 @@ const (
 	SchedulerConf         = "scheduler.conf"
 	KubeProxyConf         = "kube-proxy.conf"
 	KubeletConf           = "kubelet.conf"
-	// FlannelConf is flanneld's identity: it lists every node, which the
-	// Node authorizer does not let a kubelet's identity do.
-	FlannelConf = "flannel.conf"
 )
 
 // Subjects Kubernetes and kubeadm v1.35 give these identities.
@@ -71,8 +69,6 @@ const (
 	SuperAdminCN        = "kubernetes-super-admin"
 	ControllerManagerCN = "system:kube-controller-manager"
 	SchedulerCN         = "system:kube-scheduler"
-	KubeProxyCN         = "system:kube-proxy"
-	FlannelCN           = "system:kubeforge:flannel"
 	NodeCNPrefix        = "system:node:"
 
 	// ClusterAdminsGroup is bound to cluster-admin by RBAC at init; unlike

@@ -173,3 +173,20 @@ func (p *authorityPair) verify(cert *x509.Certificate) error {
 	}
 	return nil
 }
+
+// read returns a file of the directory.
+func (d Dir) read(rel string) ([]byte, error) {
+	data, err := os.ReadFile(d.path(rel))
+	if err != nil {
+		return nil, &FileError{Path: d.path(rel), Problem: "cannot be read", Err: err}
+	}
+	return data, nil
+}
+
+// write writes one file atomically.
+func (d Dir) write(rel string, data []byte, mode os.FileMode) error {
+	if err := atomicfile.Write(d.path(rel), data, mode, dirMode); err != nil {
+		return fmt.Errorf("write %s: %w", d.path(rel), err)
+	}
+	return nil
+}

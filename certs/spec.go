@@ -84,6 +84,22 @@ func SpecFromCluster(c *config.Cluster) (Spec, error) {
 	}, nil
 }
 
+// ForNode is the spec with only node's own per-node certificates: what a
+// control plane joining on its own issues for itself.
+func (s Spec) ForNode(name string) Spec {
+	only := func(nodes []Node) []Node {
+		var out []Node
+		for _, n := range nodes {
+			if n.Name == name {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	s.ControlPlanes, s.EtcdMembers, s.KubeletNodes = only(s.ControlPlanes), only(s.EtcdMembers), only(s.KubeletNodes)
+	return s
+}
+
 // FirstServiceIP is the kubernetes Service's ClusterIP: the first address
 // of the service range.
 func FirstServiceIP(cidr netip.Prefix) netip.Addr {

@@ -71,12 +71,18 @@ func Certs(s Spec) []*Cert {
 	both := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 
 	out := []*Cert{
-		{Name: APIServerName, BaseName: APIServerName, CA: ca, CommonName: APIServerCN, Usages: server, AltNames: apiServerAltNames(s)},
 		{Name: APIServerKubeletClient, BaseName: APIServerKubeletClient, CA: ca, CommonName: APIServerKubeletClientCN,
 			Groups: []string{ClusterAdminsGroup}, Usages: client},
 		{Name: FrontProxyClient, BaseName: FrontProxyClient, CA: fpCA, CommonName: FrontProxyClientCN, Usages: client},
 		{Name: EtcdHealthcheckClientName, BaseName: EtcdHealthcheckClientBase, CA: etcdCA, CommonName: EtcdHealthcheckClientCN, Usages: client},
 		{Name: APIServerEtcdClient, BaseName: APIServerEtcdClient, CA: etcdCA, CommonName: APIServerEtcdClientCN, Usages: client},
+	}
+	// Each API server has its own serving certificate, kubeadm's way: a
+	// control plane joining or leaving changes no other's certificate, so
+	// nothing else restarts.
+	for _, n := range s.ControlPlanes {
+		out = append(out, &Cert{Name: APIServerName, Node: n.Name, BaseName: APIServerName, CA: ca, CommonName: APIServerCN,
+			Usages: server, AltNames: apiServerAltNames(s, n)})
 	}
 	for _, m := range s.EtcdMembers {
 		alt := etcdAltNames(m)
@@ -100,8 +106,6 @@ func Kubeconfigs(s Spec) []*Kubeconfig {
 		{Name: SuperAdminConf, CommonName: SuperAdminCN, Groups: []string{MastersGroup}, Server: endpoint},
 		{Name: ControllerManagerConf, CommonName: ControllerManagerCN, Server: local},
 		{Name: SchedulerConf, CommonName: SchedulerCN, Server: local},
-		{Name: KubeProxyConf, CommonName: KubeProxyCN, Server: endpoint},
-		{Name: FlannelConf, CommonName: FlannelCN, Server: endpoint},
 	}
 	for _, n := range s.KubeletNodes {
 		out = append(out, &Kubeconfig{Name: KubeletConf, Node: n.Name, CommonName: NodeCNPrefix + n.Name,
@@ -110,9 +114,10 @@ func Kubeconfigs(s Spec) []*Kubeconfig {
 	return out
 }
 
-// apiServerAltNames: every control plane's name and address, the endpoint
-// host, the kubernetes Service's IP and names, loopback and extra SANs.
-func apiServerAltNames(s Spec) AltNames {
+// apiServerAltNames: the control plane's own name and address, the
+// endpoint host, the kubernetes Service's IP and names, loopback and the
+// extra SANs (the VIP among them).
+func apiServerAltNames(s Spec, n Node) AltNames {
 	var a AltNames
 	a.add("kubernetes", "kubernetes.default", "kubernetes.default.svc")
 	if s.DNSDomain != "" {
@@ -125,11 +130,9 @@ func apiServerAltNames(s Spec) AltNames {
 	if host, _, err := net.SplitHostPort(s.Endpoint); err == nil {
 		a.add(host)
 	}
-	for _, n := range s.ControlPlanes {
-		a.add(n.Name)
-		if n.IP.IsValid() {
-			a.add(n.IP.String())
-		}
+	a.add(n.Name)
+	if n.IP.IsValid() {
+		a.add(n.IP.String())
 	}
 	a.add(s.CertSANs...)
 	return a
@@ -189,7 +192,7 @@ func LeafNames() []string { return leafNames() }
 func leafNames() []string {
 	return []string{APIServerName, APIServerKubeletClient, APIServerEtcdClient, FrontProxyClient,
 		EtcdServerName, EtcdPeerName, EtcdHealthcheckClientName,
-		AdminConf, SuperAdminConf, ControllerManagerConf, SchedulerConf, KubeProxyConf, FlannelConf, KubeletConf}
+		AdminConf, SuperAdminConf, ControllerManagerConf, SchedulerConf, KubeletConf}
 }
 
 func isCAName(name string) bool {

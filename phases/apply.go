@@ -26,6 +26,9 @@ type Service struct {
 	Name   string   // "etcd": the unit is etcd.service
 	Unit   []byte   // the unit file
 	Inputs []string // files whose change restarts it
+	// Reload: a running service re-reads changed inputs on
+	// `systemctl reload` (keepalived keeps the VIP through it).
+	Reload bool
 }
 
 // UnitPath is where a service's unit file goes.
@@ -53,12 +56,13 @@ func (d Desired) allFiles() []File {
 type Changes struct {
 	Files    []string // paths to write
 	Restart  []string // services whose inputs change
+	Reload   []string // running services that re-read their changed inputs
 	Start    []string // services not running
 	Reloaded bool     // a unit file changes
 }
 
 // Empty reports whether the host is up to date.
-func (c Changes) Empty() bool { return len(c.Files)+len(c.Restart)+len(c.Start) == 0 }
+func (c Changes) Empty() bool { return len(c.Files)+len(c.Restart)+len(c.Reload)+len(c.Start) == 0 }
 
 // Lines describes the changes for --dry-run.
 func (c Changes) Lines() []string {
@@ -68,6 +72,9 @@ func (c Changes) Lines() []string {
 	}
 	for _, s := range c.Restart {
 		out = append(out, "restart "+s)
+	}
+	for _, s := range c.Reload {
+		out = append(out, "reload "+s)
 	}
 	for _, s := range c.Start {
 		out = append(out, "start "+s)
@@ -108,6 +115,8 @@ func (d Desired) Diff(ctx context.Context, h *host.Host, changedBefore ...string
 		inputs := append([]string{UnitPath(s.Name)}, s.Inputs...)
 		changed := func(p string) bool { return slices.Contains(c.Files, p) || slices.Contains(changedBefore, p) }
 		switch {
+		case slices.ContainsFunc(inputs, changed) && s.Reload && active[s.Name] && !changed(UnitPath(s.Name)):
+			c.Reload = append(c.Reload, s.Name)
 		case slices.ContainsFunc(inputs, changed):
 			c.Restart = append(c.Restart, s.Name)
 		case !active[s.Name]:
@@ -175,6 +184,11 @@ func (d Desired) Apply(ctx context.Context, h *host.Host, changedBefore ...strin
 	for _, s := range append(append([]string(nil), c.Restart...), c.Start...) {
 		if _, err := h.Run(ctx, fmt.Sprintf("systemctl enable %[1]s.service >/dev/null 2>&1 && systemctl restart %[1]s.service", s)); err != nil {
 			return c, fmt.Errorf("start %s: %w (see journalctl -u %s)", s, err, s)
+		}
+	}
+	for _, s := range c.Reload {
+		if _, err := h.Run(ctx, fmt.Sprintf("systemctl reload %s.service", s)); err != nil {
+			return c, fmt.Errorf("reload %s: %w (see journalctl -u %s)", s, err, s)
 		}
 	}
 	return c, nil

@@ -6,19 +6,20 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/yaml"
 
-	"github.com/kubeforge/kubeforge/certs"
+	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
 	"github.com/kubeforge/kubeforge/templates"
 )
 
 // bootstrapPhase applies what a new cluster needs besides its components:
 // the admin group's binding, RBAC for kubelet TLS bootstrap and CSR
-// approval, the bootstrap token and the public cluster-info.
+// approval, the bootstrap token, the public cluster-info and the cluster
+// description nodes joining on their own read.
 type bootstrapPhase struct{ env *Env }
 
 func (*bootstrapPhase) Title() string {
@@ -36,20 +37,21 @@ func (p *bootstrapPhase) manifest() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	published, err := config.Published(p.env.Cluster)
+	if err != nil {
+		return nil, err
+	}
 	rbac, err := templates.Render("bootstrap/cluster.yaml.tmpl", map[string]any{
 		"BootstrapGroup": BootstrapGroup,
 		"ClusterInfo":    string(infoYAML),
-		"FlannelUser":    certs.FlannelCN,
+		"ConfigName":     ConfigMapName,
+		"ClusterConfig":  string(published),
+		"CertsName":      CertsSecretName,
 	})
 	if err != nil {
 		return nil, err
 	}
-	t := p.env.Token
-	token, err := templates.Render("bootstrap/token.yaml.tmpl", map[string]any{
-		"ID": t.ID, "Secret": t.Secret, "Expiration": t.Expires.UTC().Format(time.RFC3339),
-		"Description": "kubeforge: joins nodes to cluster " + p.env.Cluster.Metadata.Name,
-		"Groups":      BootstrapGroup,
-	})
+	token, err := yaml.Marshal(TokenSecret(p.env.Token, "kubeforge: joins nodes to cluster "+p.env.Cluster.Metadata.Name, true))
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +75,15 @@ func (p *bootstrapPhase) Run(ctx context.Context, h *host.Host) error {
 }
 
 const fieldManager = "kubeforge"
+
+// Objects in kube-system that nodes joining with a token read.
+const (
+	// ConfigMapName holds config.Published: the cluster without SSH.
+	ConfigMapName = "kubeforge-config"
+	// CertsSecretName holds the CA keys, encrypted, for control planes
+	// joining on their own (init --upload-certs).
+	CertsSecretName = "kubeforge-certs"
+)
 
 // applyManifest server-side-applies objects as the super-admin on the
 // host's API server. The manifest goes on stdin: secrets never appear in

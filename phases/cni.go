@@ -7,13 +7,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kubeforge/kubeforge/certs"
 	"github.com/kubeforge/kubeforge/internal/host"
 	"github.com/kubeforge/kubeforge/templates"
 )
 
 // cniPhase runs flanneld (Kubernetes subnet manager: each node's pod
-// subnet is its spec.podCIDR) and installs the flannel CNI configuration.
+// subnet is its spec.podCIDR), as the node itself (NodeKubeconfig), and
+// installs the flannel CNI configuration.
 type cniPhase struct{ env *Env }
 
 func (*cniPhase) Title() string { return "Pod network (flannel)" }
@@ -34,13 +34,10 @@ func (p *cniPhase) desired(h *host.Host) (Desired, error) {
 	if err != nil {
 		return Desired{}, err
 	}
-	files, err := p.env.pkiFiles(certs.FlannelConf, kubeconf(certs.FlannelConf))
-	if err != nil {
-		return Desired{}, err
+	files := []File{
+		{Path: flannelNetConf, Data: netConf, Mode: host.FileMode{Perm: 0o644}},
+		{Path: flannelConflist, Data: conflist, Mode: host.FileMode{Perm: 0o644}},
 	}
-	files = append(files,
-		File{Path: flannelNetConf, Data: netConf, Mode: host.FileMode{Perm: 0o644}},
-		File{Path: flannelConflist, Data: conflist, Mode: host.FileMode{Perm: 0o644}})
 	u, err := unit{
 		Description:   "flanneld: the pod network between nodes",
 		Documentation: "https://github.com/flannel-io/flannel",
@@ -51,7 +48,7 @@ func (p *cniPhase) desired(h *host.Host) (Desired, error) {
 		Exec:          bin("flanneld"),
 		Args: []string{
 			"--kube-subnet-mgr",
-			"--kubeconfig-file=" + kubeconf(certs.FlannelConf),
+			"--kubeconfig-file=" + NodeKubeconfig,
 			"--net-config-path=" + flannelNetConf,
 			"--iface=" + h.Spec.ClusterAddress().String(),
 			"--ip-masq",
@@ -60,7 +57,7 @@ func (p *cniPhase) desired(h *host.Host) (Desired, error) {
 	if err != nil {
 		return Desired{}, err
 	}
-	return Desired{Files: files, Services: []Service{{Name: "flanneld", Unit: u, Inputs: []string{flannelNetConf, kubeconf(certs.FlannelConf)}}}}, nil
+	return Desired{Files: files, Services: []Service{{Name: "flanneld", Unit: u, Inputs: []string{flannelNetConf}}}}, nil
 }
 
 func (p *cniPhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {

@@ -3,6 +3,7 @@ package phases
 import (
 	"context"
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -20,10 +21,11 @@ func (*controlPlanePhase) Title() string {
 	return "Control plane (kube-apiserver, controller-manager, scheduler)"
 }
 
-// controlPlaneFiles are the PKI files a control plane needs. The CA keys
-// stay on the admin machine, but the cluster CA's: the controller-manager
-// signs the kubelets' certificates with it.
-func (p *controlPlanePhase) files() ([]File, error) {
+// files are the PKI files a control plane needs. The CA keys stay on the
+// admin machine, but the cluster CA's: the controller-manager signs the
+// kubelets' certificates with it. The API server's serving certificate is
+// the host's own.
+func (p *controlPlanePhase) files(h *host.Host) ([]File, error) {
 	pairs := []string{
 		"pki/ca.crt", pki("ca.crt"), "pki/ca.key", pki("ca.key"),
 		"pki/front-proxy-ca.crt", pki("front-proxy-ca.crt"),
@@ -34,7 +36,8 @@ func (p *controlPlanePhase) files() ([]File, error) {
 		certs.ControllerManagerConf, kubeconf(certs.ControllerManagerConf),
 		certs.SchedulerConf, kubeconf(certs.SchedulerConf),
 	}
-	for _, base := range []string{certs.APIServerName, certs.APIServerKubeletClient, certs.APIServerEtcdClient, certs.FrontProxyClient} {
+	pairs = append(pairs, pair(path.Join(certs.NodesDir, h.Name(), certs.PKIDir), PKIDir, certs.APIServerName)...)
+	for _, base := range []string{certs.APIServerKubeletClient, certs.APIServerEtcdClient, certs.FrontProxyClient} {
 		pairs = append(pairs, pair("pki", PKIDir, base)...)
 	}
 	return p.env.pkiFiles(pairs...)
@@ -56,7 +59,7 @@ func (p *controlPlanePhase) apiServer(h *host.Host, files []File) (Service, erro
 		"kubelet-client-certificate":         pki("apiserver-kubelet-client.crt"),
 		"kubelet-client-key":                 pki("apiserver-kubelet-client.key"),
 		"kubelet-preferred-address-types":    "InternalIP,ExternalIP,Hostname",
-		"etcd-servers":                       etcdEndpoints(c),
+		"etcd-servers":                       etcdServers(c, h.Spec),
 		"etcd-cafile":                        pki("etcd/ca.crt"),
 		"etcd-certfile":                      pki("apiserver-etcd-client.crt"),
 		"etcd-keyfile":                       pki("apiserver-etcd-client.key"),
@@ -141,7 +144,7 @@ func (p *controlPlanePhase) controllers(files []File) ([]Service, error) {
 }
 
 func (p *controlPlanePhase) desired(h *host.Host) (api, ctrl Desired, err error) {
-	files, err := p.files()
+	files, err := p.files(h)
 	if err != nil {
 		return api, ctrl, err
 	}
@@ -201,6 +204,10 @@ func (p *controlPlanePhase) Run(ctx context.Context, h *host.Host) error {
 	}
 	return nil
 }
+
+// KubectlLocal is kubectlLocal for the CLI's own questions to a control
+// plane.
+func KubectlLocal(port int, args string) string { return kubectlLocal(port, args) }
 
 // kubectlLocal runs the bundled kubectl as the super-admin against the
 // API server on this host (the endpoint may not be up yet, and the admin

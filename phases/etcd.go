@@ -2,6 +2,7 @@ package phases
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"path"
@@ -11,23 +12,44 @@ import (
 	"github.com/kubeforge/kubeforge/certs"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
+	"github.com/kubeforge/kubeforge/templates"
 )
 
-// etcdPhase runs etcd on the etcd hosts: TLS between clients and peers,
-// a 0700 data directory, and waits until the member is healthy.
+// etcdPhase runs an etcd member on each etcd host, with TLS between
+// clients and peers and a 0700 data directory.
+//
+// The first member of a new cluster starts it alone. Every other member
+// joins through the running cluster as a learner (a non-voting member,
+// so quorum does not change while it copies the data) and is promoted to
+// a voter once it has caught up. The step is serial: members join one at
+// a time. Membership is not in the unit file but in an environment file
+// etcd reads only at a member's first start, so adding a member changes
+// no other member's unit and restarts nothing.
 type etcdPhase struct{ env *Env }
 
 func (*etcdPhase) Title() string { return "etcd" }
+
+// EtcdInitialClusterFile holds ETCD_INITIAL_CLUSTER and _STATE for a
+// member's first start; once the member has data etcd ignores them.
+const EtcdInitialClusterFile = "/var/lib/kubeforge/etcd-initial-cluster.env"
 
 func etcdURL(addr netip.Addr, port int) string {
 	return "https://" + netip.AddrPortFrom(addr, uint16(port)).String()
 }
 
-// etcdEndpoints are the client URLs of every member.
-func etcdEndpoints(c *config.Cluster) string {
+func etcdPeerURL(h *config.Host) string   { return etcdURL(h.ClusterAddress(), EtcdPeerPort) }
+func etcdClientURL(h *config.Host) string { return etcdURL(h.ClusterAddress(), EtcdClientPort) }
+
+// etcdServers are the members an API server on h talks to: its own when
+// h runs one (stacked etcd, as kubeadm does, so membership changes never
+// touch the API server's flags), else every member.
+func etcdServers(c *config.Cluster, h *config.Host) string {
+	if h.Has(config.RoleEtcd) {
+		return etcdURL(netip.MustParseAddr("127.0.0.1"), EtcdClientPort)
+	}
 	var eps []string
-	for _, h := range c.HostsWith(config.RoleEtcd) {
-		eps = append(eps, etcdURL(h.ClusterAddress(), EtcdClientPort))
+	for _, m := range c.HostsWith(config.RoleEtcd) {
+		eps = append(eps, etcdClientURL(m))
 	}
 	return strings.Join(eps, ",")
 }
@@ -44,10 +66,6 @@ func (p *etcdPhase) desired(h *host.Host) (Desired, error) {
 		return Desired{}, err
 	}
 	ip := h.Spec.ClusterAddress()
-	var initial []string
-	for _, m := range p.env.Cluster.HostsWith(config.RoleEtcd) {
-		initial = append(initial, m.Name+"="+etcdURL(m.ClusterAddress(), EtcdPeerPort))
-	}
 	args := flags(map[string]string{
 		"name":                           h.Name(),
 		"data-dir":                       EtcdDataDir,
@@ -55,8 +73,6 @@ func (p *etcdPhase) desired(h *host.Host) (Desired, error) {
 		"advertise-client-urls":          etcdURL(ip, EtcdClientPort),
 		"listen-peer-urls":               etcdURL(ip, EtcdPeerPort),
 		"initial-advertise-peer-urls":    etcdURL(ip, EtcdPeerPort),
-		"initial-cluster":                strings.Join(initial, ","),
-		"initial-cluster-state":          "new",
 		"initial-cluster-token":          "kubeforge-" + p.env.Cluster.Metadata.Name,
 		"listen-metrics-urls":            fmt.Sprintf("http://127.0.0.1:%d", EtcdMetricsPort),
 		"client-cert-auth":               "true",
@@ -71,16 +87,17 @@ func (p *etcdPhase) desired(h *host.Host) (Desired, error) {
 		"watch-progress-notify-interval": "5s",
 	})
 	u, err := unit{
-		Description:   "etcd: the Kubernetes cluster's key-value store",
-		Documentation: "https://etcd.io/docs/v3.6/",
-		After:         []string{"network-online.target"},
-		Wants:         []string{"network-online.target"},
-		Type:          "notify",
-		Environment:   []string{"KUBEFORGE_BINARY=" + binaryID(p.env, "etcd")},
-		ExecStartPre:  []string{"/bin/mkdir -p -m 0700 " + EtcdDataDir, "/bin/chmod 0700 " + EtcdDataDir},
-		Exec:          bin("etcd"),
-		Args:          args,
-		LimitNOFILE:   65536,
+		Description:     "etcd: the Kubernetes cluster's key-value store",
+		Documentation:   "https://etcd.io/docs/v3.6/",
+		After:           []string{"network-online.target"},
+		Wants:           []string{"network-online.target"},
+		Type:            "notify",
+		Environment:     []string{"KUBEFORGE_BINARY=" + binaryID(p.env, "etcd")},
+		EnvironmentFile: EtcdInitialClusterFile,
+		ExecStartPre:    []string{"/bin/mkdir -p -m 0700 " + EtcdDataDir, "/bin/chmod 0700 " + EtcdDataDir},
+		Exec:            bin("etcd"),
+		Args:            args,
+		LimitNOFILE:     65536,
 	}.render()
 	if err != nil {
 		return Desired{}, err
@@ -88,12 +105,119 @@ func (p *etcdPhase) desired(h *host.Host) (Desired, error) {
 	return Desired{Files: files, Services: []Service{{Name: "etcd", Unit: u, Inputs: paths(files)}}}, nil
 }
 
+// etcdMember is one entry of `etcdctl member list -w json`.
+type etcdMember struct {
+	ID        uint64   `json:"ID"`
+	Name      string   `json:"name"` // empty until the member first starts
+	PeerURLs  []string `json:"peerURLs"`
+	IsLearner bool     `json:"isLearner"`
+}
+
+func (m etcdMember) hexID() string { return fmt.Sprintf("%x", m.ID) }
+
+// membership is what the etcd phase learns before it starts a member.
+type membership struct {
+	hasData bool // the host holds a member's data already
+	// peers are the other members' client URLs that accept connections.
+	peers []string
+	// members is the cluster's member list, when a peer answered.
+	members []etcdMember
+	// self is this host's entry in members, if any.
+	self *etcdMember
+}
+
+// others are the client URLs of the cluster's other etcd hosts.
+func (p *etcdPhase) others(h *host.Host) []string {
+	var out []string
+	for _, m := range p.env.Cluster.HostsWith(config.RoleEtcd) {
+		if m.Name != h.Name() {
+			out = append(out, etcdClientURL(m))
+		}
+	}
+	return out
+}
+
+// isFirst: the first etcd host in the cluster file starts a new cluster
+// when no other member answers.
+func (p *etcdPhase) isFirst(h *host.Host) bool {
+	all := p.env.Cluster.HostsWith(config.RoleEtcd)
+	return len(all) > 0 && all[0].Name == h.Name()
+}
+
+func (p *etcdPhase) inspect(ctx context.Context, h *host.Host) (membership, error) {
+	var m membership
+	var err error
+	if m.hasData, err = h.Check(ctx, "[ -d "+EtcdDataDir+"/member/wal ]"); err != nil {
+		return m, err
+	}
+	// Which peers listen at all: a TCP connect with a one-second bound,
+	// so a new cluster's first member does not wait on etcdctl's timeouts
+	// for members that do not exist yet.
+	others := p.others(h)
+	if len(others) == 0 {
+		return m, nil
+	}
+	var probe strings.Builder
+	for _, u := range others {
+		ap := netip.MustParseAddrPort(strings.TrimPrefix(u, "https://"))
+		fmt.Fprintf(&probe, "timeout 1 bash -c 'exec 3<>/dev/tcp/%s/%d' 2>/dev/null && echo %s\n", ap.Addr(), ap.Port(), u)
+	}
+	probe.WriteString("true\n")
+	out, err := h.Run(ctx, probe.String())
+	if err != nil {
+		return m, err
+	}
+	m.peers = strings.Fields(out)
+	if len(m.peers) == 0 {
+		return m, nil
+	}
+	list, err := h.Run(ctx, etcdctlAt(m.peers, "member list -w json"))
+	if err != nil {
+		return m, fmt.Errorf("list the etcd members through %s: %w", strings.Join(m.peers, ","), err)
+	}
+	var resp struct {
+		Members []etcdMember `json:"members"`
+	}
+	if err := json.Unmarshal([]byte(list), &resp); err != nil {
+		return m, fmt.Errorf("etcd member list: %w", err)
+	}
+	m.members = resp.Members
+	want := etcdPeerURL(h.Spec)
+	for i := range m.members {
+		for _, u := range m.members[i].PeerURLs {
+			if u == want {
+				m.self = &m.members[i]
+			}
+		}
+	}
+	return m, nil
+}
+
 func (p *etcdPhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
 	d, err := p.desired(h)
 	if err != nil {
 		return nil, err
 	}
-	return d.Plan(ctx, h)
+	lines, err := d.Plan(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	m, err := p.inspect(ctx, h)
+	if err != nil {
+		return append(lines, "etcd membership: "+shortErr(err)), nil
+	}
+	switch {
+	case m.hasData && (m.self == nil || !m.self.IsLearner):
+	case m.self != nil && m.self.IsLearner:
+		lines = append(lines, "promote the learner "+h.Name()+" to a voting member")
+	case len(m.members) > 0:
+		lines = append(lines, fmt.Sprintf("join the etcd cluster (%d members) as a learner, then promote it", len(m.members)))
+	case p.isFirst(h):
+		lines = append(lines, "start a new etcd cluster with this member")
+	default:
+		lines = append(lines, "join the etcd cluster once its first member runs")
+	}
+	return lines, nil
 }
 
 func (p *etcdPhase) Run(ctx context.Context, h *host.Host) error {
@@ -101,11 +225,78 @@ func (p *etcdPhase) Run(ctx context.Context, h *host.Host) error {
 	if err != nil {
 		return err
 	}
+	// The certificates first: etcdctl on this host uses them to reach the
+	// cluster before the member starts.
+	if _, err := (Desired{Files: d.Files}).Apply(ctx, h); err != nil {
+		return err
+	}
+	m, err := p.inspect(ctx, h)
+	if err != nil {
+		return err
+	}
+	learner := false
+	switch {
+	case len(m.peers) == 0 && m.hasData:
+		// No other member answers: this one may be what brings quorum
+		// back. Start it as it is.
+	case len(m.peers) == 0:
+		if !p.isFirst(h) {
+			first := p.env.Cluster.HostsWith(config.RoleEtcd)[0]
+			return fmt.Errorf("no etcd member answers (tried %s): %s, the first member, must run before %s can join",
+				strings.Join(p.others(h), ", "), first.Label(), h.Name())
+		}
+		if err := p.writeInitialCluster(ctx, h, "new", h.Name()+"="+etcdPeerURL(h.Spec)); err != nil {
+			return err
+		}
+	default:
+		if m.self != nil && m.self.Name != "" && !m.hasData {
+			// It ran before and lost its data (a re-installed host): its
+			// old identity cannot come back; remove it, then join anew.
+			if _, err := h.Run(ctx, etcdctlAt(m.peers, "member remove "+m.self.hexID())); err != nil {
+				return fmt.Errorf("remove the stale etcd member %s: %w", h.Name(), err)
+			}
+			p.env.Log.Info("removed a stale etcd member", "host", h.Name(), "id", m.self.hexID())
+			m.members = removeMember(m.members, m.self.ID)
+			m.self = nil
+		}
+		if m.self == nil && m.hasData {
+			return fmt.Errorf("%s holds etcd data, but the cluster has no member at %s (it was removed): move %s away to join it again",
+				h.Name(), etcdPeerURL(h.Spec), EtcdDataDir)
+		}
+		if m.self == nil {
+			added, err := p.addLearner(ctx, h, m.peers)
+			if err != nil {
+				return err
+			}
+			m.members = append(m.members, added)
+			m.self = &m.members[len(m.members)-1]
+		}
+		learner = m.self.IsLearner
+		if !m.hasData {
+			var initial []string
+			for _, mem := range m.members {
+				name := mem.Name
+				if mem.ID == m.self.ID {
+					name = h.Name()
+				}
+				if name == "" || len(mem.PeerURLs) == 0 {
+					continue // another member added but never started: not ours to name
+				}
+				initial = append(initial, name+"="+mem.PeerURLs[0])
+			}
+			if err := p.writeInitialCluster(ctx, h, "existing", strings.Join(initial, ",")); err != nil {
+				return err
+			}
+		}
+	}
 	if _, err := d.Apply(ctx, h); err != nil {
 		return err
 	}
-	// A new cluster's members wait for each other: the health wait covers
-	// the time the others take to start.
+	if learner {
+		if err := p.promote(ctx, h, m.peers, m.self.hexID()); err != nil {
+			return err
+		}
+	}
 	health := etcdctl("endpoint health")
 	if err := waitFor(ctx, 2*time.Minute, func() (bool, error) { return h.Check(ctx, health) }); err != nil {
 		out, _ := h.Run(ctx, health+" 2>&1 || true")
@@ -114,11 +305,101 @@ func (p *etcdPhase) Run(ctx context.Context, h *host.Host) error {
 	return nil
 }
 
+func removeMember(ms []etcdMember, id uint64) []etcdMember {
+	var out []etcdMember
+	for _, m := range ms {
+		if m.ID != id {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// addLearner adds this host to the cluster as a non-voting member. etcd
+// refuses while the leader has not been in touch with every voting member
+// for a few seconds (right after the previous member's promotion): wait.
+func (p *etcdPhase) addLearner(ctx context.Context, h *host.Host, peers []string) (etcdMember, error) {
+	add := etcdctlAt(peers, fmt.Sprintf("member add %s --peer-urls=%s --learner -w json", h.Name(), etcdPeerURL(h.Spec)))
+	var out string
+	var last error
+	err := waitFor(ctx, 2*time.Minute, func() (bool, error) {
+		out, last = h.Run(ctx, add)
+		switch {
+		case last == nil:
+			return true, nil
+		case strings.Contains(last.Error(), "unhealthy cluster"), strings.Contains(last.Error(), "not enough started members"):
+			return false, nil // the cluster settles after a membership change
+		case strings.Contains(last.Error(), "already exists"):
+			return true, nil // an earlier try went through: find it below
+		}
+		return false, permanent{last}
+	})
+	if err != nil {
+		if last != nil {
+			err = fmt.Errorf("%w: %v", err, last)
+		}
+		return etcdMember{}, fmt.Errorf("add %s to the etcd cluster: %w", h.Name(), err)
+	}
+	if last != nil { // it exists already
+		m, err := p.inspect(ctx, h)
+		if err != nil {
+			return etcdMember{}, err
+		}
+		if m.self == nil {
+			return etcdMember{}, fmt.Errorf("add %s to the etcd cluster: %v", h.Name(), last)
+		}
+		return *m.self, nil
+	}
+	var resp struct {
+		Member etcdMember `json:"member"`
+	}
+	if err := json.Unmarshal([]byte(out), &resp); err != nil || resp.Member.ID == 0 {
+		return etcdMember{}, fmt.Errorf("etcd member add: unexpected answer %q", shorten(out))
+	}
+	resp.Member.IsLearner = true
+	p.env.Log.Info("added an etcd learner", "host", h.Name(), "id", resp.Member.hexID())
+	return resp.Member, nil
+}
+
+// promote makes the learner a voting member once the leader finds it
+// caught up (etcd refuses until then).
+func (p *etcdPhase) promote(ctx context.Context, h *host.Host, peers []string, id string) error {
+	var last error
+	err := waitFor(ctx, 3*time.Minute, func() (bool, error) {
+		_, last = h.Run(ctx, etcdctlAt(peers, "member promote "+id))
+		return last == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("promote the etcd learner %s: %w: %v (see journalctl -u etcd)", h.Name(), err, last)
+	}
+	return nil
+}
+
+// writeInitialCluster writes what etcd needs for a member's first start.
+func (p *etcdPhase) writeInitialCluster(ctx context.Context, h *host.Host, state, cluster string) error {
+	data := fmt.Sprintf("# %s\n# etcd reads this only at the member's first start (an empty data directory).\nETCD_INITIAL_CLUSTER=%s\nETCD_INITIAL_CLUSTER_STATE=%s\n",
+		templates.Header, cluster, state)
+	return h.Put(ctx, EtcdInitialClusterFile, []byte(data), host.FileMode{Perm: 0o644})
+}
+
 // etcdctl runs the bundled etcdctl against the local member with the
 // healthcheck client certificate.
 func etcdctl(args string) string {
-	return fmt.Sprintf("%s --endpoints=https://127.0.0.1:%d --cacert=%s --cert=%s --key=%s --command-timeout=5s %s",
-		bin("etcdctl"), EtcdClientPort, pki("etcd/ca.crt"), pki("etcd/healthcheck-client.crt"), pki("etcd/healthcheck-client.key"), args)
+	return etcdctlAt([]string{fmt.Sprintf("https://127.0.0.1:%d", EtcdClientPort)}, args)
+}
+
+// etcdctlAt is etcdctl against the given members.
+func etcdctlAt(endpoints []string, args string) string {
+	return fmt.Sprintf("%s --endpoints=%s --cacert=%s --cert=%s --key=%s --dial-timeout=3s --command-timeout=10s %s",
+		bin("etcdctl"), strings.Join(endpoints, ","), pki("etcd/ca.crt"), pki("etcd/healthcheck-client.crt"), pki("etcd/healthcheck-client.key"), args)
+}
+
+func shorten(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 200 {
+		s = s[:197] + "..."
+	}
+	return s
 }
 
 // binaryID names the binary a service runs (its sha256 in the bundle).

@@ -61,10 +61,14 @@ func (p *kubeletPhase) kubeletConfig(h *host.Host, resolvConf string) ([]byte, e
 		ClusterDNS:               []string{ClusterDNS(c).String()},
 		ClusterDomain:            c.Spec.Networking.DNSDomain,
 		RotateCertificates:       true,
-		ServerTLSBootstrap:       true,
-		HealthzBindAddress:       "127.0.0.1",
-		ResolverConfig:           &resolvConf,
-		MaxPods:                  int32(c.Spec.Kubelet.MaxPods),
+		// A serving certificate from the cluster CA needs someone to
+		// approve it (kubeforge, which checks the node's names). A node
+		// joining on its own, without admin rights, serves with a
+		// self-signed certificate instead, as kubeadm's nodes do.
+		ServerTLSBootstrap: p.env.ControlHost != nil,
+		HealthzBindAddress: "127.0.0.1",
+		ResolverConfig:     &resolvConf,
+		MaxPods:            int32(c.Spec.Kubelet.MaxPods),
 	}
 	if h.Facts != nil && h.Facts.CgroupVersion == 1 {
 		cfg.FailCgroupV1 = &f // Kubernetes 1.35 still runs on cgroup v1 when told to
@@ -183,7 +187,13 @@ func (p *kubeletPhase) Plan(ctx context.Context, h *host.Host) ([]string, error)
 			lines = append(lines, "remove "+BootstrapKubeconfig+" (the node has its certificate)")
 		}
 	} else {
-		lines = append(lines, "join the cluster by TLS bootstrap", "approve its serving certificate")
+		lines = append(lines, "join the cluster by TLS bootstrap")
+		if p.env.ControlHost != nil {
+			lines = append(lines, "approve its serving certificate")
+		}
+	}
+	if p.env.ControlHost == nil {
+		return lines, nil
 	}
 	if missing, err := p.missingLabels(ctx, h); err == nil && len(missing) > 0 {
 		lines = append(lines, "label the node "+strings.Join(missing, " "))
@@ -206,25 +216,27 @@ func (p *kubeletPhase) Run(ctx context.Context, h *host.Host) error {
 	if _, err := d.Apply(ctx, h); err != nil {
 		return err
 	}
-	ctl, err := p.env.ControlHost(ctx)
-	if err != nil {
-		return err
-	}
-	port := p.env.Cluster.Spec.ControlPlane.Port
-	if err := waitFor(ctx, 3*time.Minute, func() (bool, error) {
-		return ctl.Check(ctx, kubectlLocal(port, "get node "+h.Name()))
-	}); err != nil {
-		return fmt.Errorf("node %s did not register: %w (see journalctl -u kubelet on it)", h.Name(), err)
-	}
 	// The token is only for the first start; once the kubelet has its
 	// certificate it should not linger on the node.
-	if err := waitFor(ctx, time.Minute, func() (bool, error) {
+	if err := waitFor(ctx, 3*time.Minute, func() (bool, error) {
 		s, err := p.state(ctx, h)
 		return s.bootstrapped, err
 	}); err != nil {
-		return fmt.Errorf("the kubelet on %s did not get its client certificate: %w", h.Name(), err)
+		return fmt.Errorf("the kubelet on %s did not get its client certificate: %w (see journalctl -u kubelet on it)", h.Name(), err)
 	}
 	if _, err := h.Run(ctx, "rm -f "+BootstrapKubeconfig); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, 3*time.Minute, func() (bool, error) {
+		return h.Check(ctx, nodeKubectl("get node "+h.Name()))
+	}); err != nil {
+		return fmt.Errorf("node %s did not register: %w (see journalctl -u kubelet on it)", h.Name(), err)
+	}
+	if p.env.ControlHost == nil {
+		return nil // a node on its own: no rights to approve or label
+	}
+	ctl, err := p.env.ControlHost(ctx)
+	if err != nil {
 		return err
 	}
 	if err := p.approveServingCert(ctx, h, ctl); err != nil {
@@ -234,8 +246,14 @@ func (p *kubeletPhase) Run(ctx context.Context, h *host.Host) error {
 	if err != nil || len(missing) == 0 {
 		return err
 	}
-	_, err = ctl.Run(ctx, kubectlLocal(port, "label node "+h.Name()+" --overwrite "+strings.Join(missing, " ")))
+	_, err = ctl.Run(ctx, kubectlLocal(p.env.Cluster.Spec.ControlPlane.Port, "label node "+h.Name()+" --overwrite "+strings.Join(missing, " ")))
 	return err
+}
+
+// nodeKubectl runs the bundled kubectl as the node itself: what a node
+// may see of the cluster (its own Node object).
+func nodeKubectl(args string) string {
+	return fmt.Sprintf("%s --kubeconfig=%s --request-timeout=10s %s", bin("kubectl"), NodeKubeconfig, args)
 }
 
 // missingLabels returns key=value for each label the node lacks.

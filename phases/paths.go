@@ -28,6 +28,12 @@ const (
 	KubeletKubeconfig   = "/etc/kubernetes/kubelet.conf"
 	BootstrapKubeconfig = "/etc/kubernetes/bootstrap-kubelet.conf"
 	KubeletClientCert   = "/var/lib/kubelet/pki/kubelet-client-current.pem"
+	// NodeKubeconfig is the node's own identity (system:node:<name>), the
+	// kubelet's rotating client certificate. kube-proxy and flanneld use
+	// it too: client-go reloads the certificate when it rotates, nothing
+	// is issued for them on the admin machine, and a node that joins on
+	// its own has what they need.
+	NodeKubeconfig = KubeletKubeconfig
 )
 
 // Ports the components listen on.
@@ -51,10 +57,14 @@ type unit struct {
 	Requires      []string
 	Type          string
 	Environment   []string
-	ExecStartPre  []string
-	Exec          string
-	Args          []string
-	RestartSec    string
+	// EnvironmentFile is read if it exists ("-" prefix): settings that
+	// matter only at a first start (etcd's initial cluster) live there, so
+	// changing them restarts nothing.
+	EnvironmentFile string
+	ExecStartPre    []string
+	Exec            string
+	Args            []string
+	RestartSec      string
 	// TimeoutStopSec bounds a graceful stop before systemd kills.
 	TimeoutStopSec string
 	LimitNOFILE    int

@@ -40,6 +40,12 @@ type (
 	ReadOnly interface {
 		ReadOnly() bool
 	}
+	// Enabler is a phase that only some clusters or runs need (the VIP
+	// without spec.controlPlane.vip): when off, the runner skips it and
+	// prints why.
+	Enabler interface {
+		Enabled() (bool, string)
+	}
 )
 
 // Env is what phases are built from: the cluster, where its state and the
@@ -83,7 +89,9 @@ var constructors = map[string]func(*Env) Phase{
 	"kube-proxy":    func(env *Env) Phase { return &proxyPhase{env: env} },
 	"cni":           func(env *Env) Phase { return &cniPhase{env: env} },
 	"addons":        func(env *Env) Phase { return &addonsPhase{env: env} },
-	"finish":        func(env *Env) Phase { return &finishPhase{env: env} },
+	"ready":         func(env *Env) Phase { return &readyPhase{env: env} },
+	"vip":           func(env *Env) Phase { return &vipPhase{env: env} },
+	"upload-certs":  func(env *Env) Phase { return &uploadCertsPhase{env: env} },
 }
 
 // New builds the named phase.

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubeforge/kubeforge/components/bundle"
+	"github.com/kubeforge/kubeforge/internal/bootstraptoken"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
 	"github.com/kubeforge/kubeforge/internal/ssh"
@@ -75,7 +76,8 @@ func TestCheckServingCSR(t *testing.T) {
 
 func TestKubeletConfig(t *testing.T) {
 	c := testCluster(t)
-	p := &kubeletPhase{env: &Env{Cluster: c}}
+	ctl := func(context.Context) (*host.Host, error) { return nil, nil }
+	p := &kubeletPhase{env: &Env{Cluster: c, ControlHost: ctl}}
 	for _, tc := range []struct {
 		host    string
 		cgroup  int
@@ -104,6 +106,23 @@ func TestKubeletConfig(t *testing.T) {
 	}
 }
 
+// A node joining on its own, without admin rights, cannot have its
+// serving certificate approved: it serves with a self-signed one.
+func TestKubeletConfigWithoutAdmin(t *testing.T) {
+	c := testCluster(t)
+	p := &kubeletPhase{env: &Env{Cluster: c}}
+	h := host.New(c.Host("w1"), nil)
+	h.Facts = &host.Facts{CgroupVersion: 2}
+	data, err := p.kubeletConfig(h, "/etc/resolv.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg kubeletv1beta1.KubeletConfiguration
+	if err := yaml.UnmarshalStrict(data, &cfg); err != nil || cfg.ServerTLSBootstrap || !cfg.RotateCertificates {
+		t.Errorf("serverTLSBootstrap %v rotate %v: %v", cfg.ServerTLSBootstrap, cfg.RotateCertificates, err)
+	}
+}
+
 func TestClusterDNSAndToken(t *testing.T) {
 	c := testCluster(t)
 	if got := ClusterDNS(c).String(); got != "10.96.0.10" {
@@ -111,7 +130,7 @@ func TestClusterDNSAndToken(t *testing.T) {
 	}
 	dir := t.TempDir()
 	now := time.Now()
-	if tok, err := PeekToken(dir, now); err != nil || !tokenFormat.MatchString(tok.String()) {
+	if tok, err := PeekToken(dir, now); err != nil || !validToken(tok.String()) {
 		t.Fatalf("peek: %v %v", tok, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, tokenFile)); !os.IsNotExist(err) {
@@ -179,6 +198,19 @@ func TestDesiredDiff(t *testing.T) {
 		}
 		if got := strings.Join(c.Lines(), ","); got != tc.want {
 			t.Errorf("%s: %q, want %q", name, got, tc.want)
+		}
+	}
+	// A reloadable service re-reads a changed input without a restart,
+	// unless its unit changed or it is not running.
+	r := Desired{Files: d.Files, Services: []Service{{Name: "r", Inputs: []string{"/etc/a.conf"}, Reload: true}}}
+	for name, tc := range map[string]struct{ active, want string }{
+		"running": {"active\n", "write /etc/a.conf,reload r"},
+		"stopped": {"inactive\n", "write /etc/a.conf,restart r"},
+	} {
+		h := host.New(&config.Host{Name: "h"}, &scriptedHost{states: "-\n", active: tc.active})
+		c, err := r.Diff(context.Background(), h)
+		if err != nil || strings.Join(c.Lines(), ",") != tc.want {
+			t.Errorf("reload, %s: %v %v, want %s", name, c.Lines(), err, tc.want)
 		}
 	}
 	// An input written by an earlier Desired of the phase restarts too.
@@ -255,4 +287,9 @@ func TestPreflight(t *testing.T) {
 			t.Errorf("%s: %v, want %q", name, err, tc.want)
 		}
 	}
+}
+
+func validToken(s string) bool {
+	_, err := bootstraptoken.Parse(s)
+	return err == nil
 }

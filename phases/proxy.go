@@ -10,12 +10,12 @@ import (
 	proxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/kubeforge/kubeforge/certs"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
 )
 
-// proxyPhase runs kube-proxy on every node, iptables mode by default.
+// proxyPhase runs kube-proxy on every node, iptables mode by default, as
+// the node itself (NodeKubeconfig).
 type proxyPhase struct{ env *Env }
 
 func (*proxyPhase) Title() string { return "kube-proxy" }
@@ -31,10 +31,7 @@ func canSetConntrack(ctx context.Context, h *host.Host) (bool, error) {
 
 func (p *proxyPhase) desired(ctx context.Context, h *host.Host) (Desired, error) {
 	c := p.env.Cluster
-	files, err := p.env.pkiFiles(certs.KubeProxyConf, kubeconf(certs.KubeProxyConf))
-	if err != nil {
-		return Desired{}, err
-	}
+	var files []File
 	conntrack, err := canSetConntrack(ctx, h)
 	if err != nil {
 		return Desired{}, err
@@ -45,7 +42,7 @@ func (p *proxyPhase) desired(ctx context.Context, h *host.Host) (Desired, error)
 	}
 	cfg := proxyv1alpha1.KubeProxyConfiguration{
 		TypeMeta:           metav1.TypeMeta{APIVersion: "kubeproxy.config.k8s.io/v1alpha1", Kind: "KubeProxyConfiguration"},
-		ClientConnection:   componentbase.ClientConnectionConfiguration{Kubeconfig: kubeconf(certs.KubeProxyConf)},
+		ClientConnection:   componentbase.ClientConnectionConfiguration{Kubeconfig: NodeKubeconfig},
 		Mode:               mode,
 		ClusterCIDR:        c.Spec.Networking.PodCIDR,
 		HostnameOverride:   h.Name(),

@@ -30,8 +30,11 @@ type Runner struct {
 	Skip []string
 	// Only runs just this phase (`kubeforge <action> phase <name>`).
 	Only string
-	Out  io.Writer
-	Log  *slog.Logger
+	// Targets narrows the run to these hosts (join --host); steps marked
+	// cluster still run on their whole selection.
+	Targets []string
+	Out     io.Writer
+	Log     *slog.Logger
 	// Now is the clock (tests).
 	Now func() time.Time
 	// NewPhase builds phases by name; New when nil (tests pass fakes).
@@ -97,15 +100,24 @@ func (r *Runner) Run(ctx context.Context, pb *playbooks.Playbook) ([]StepTiming,
 		if err != nil {
 			return timings, fmt.Errorf("playbook %s: %w", pb.Name, err)
 		}
-		hosts := step.Hosts.Select(r.Env.Cluster)
+		hosts := step.Select(r.Env.Cluster, r.Targets)
 		skip := ""
 		switch {
 		case r.Only != "" && step.Phase != r.Only && !isReadOnly(phase):
 			skip = "not selected"
 		case slices.Contains(r.Skip, step.Phase):
 			skip = "--skip-phases"
-		case len(hosts) == 0:
+		case len(hosts) == 0 && step.Hosts != playbooks.Admin:
 			skip = "no " + string(step.Hosts) + " hosts"
+			if len(r.Targets) > 0 {
+				skip += " among " + strings.Join(r.Targets, ", ")
+			}
+		default:
+			if e, ok := phase.(Enabler); ok {
+				if on, why := e.Enabled(); !on {
+					skip = why
+				}
+			}
 		}
 		if skip != "" {
 			if r.Only == "" || step.Phase == r.Only {
@@ -115,7 +127,11 @@ func (r *Runner) Run(ctx context.Context, pb *playbooks.Playbook) ([]StepTiming,
 			continue
 		}
 		stepStart := now()
-		err = r.runStep(ctx, step, phase, hosts)
+		if step.Hosts == playbooks.Admin {
+			err = r.runAdmin(ctx, step, phase)
+		} else {
+			err = r.runStep(ctx, step, phase, hosts)
+		}
 		timings = append(timings, StepTiming{Phase: step.Phase, Hosts: len(hosts), Duration: now().Sub(stepStart)})
 		if err != nil {
 			return timings, err
@@ -134,6 +150,29 @@ func (r *Runner) Run(ctx context.Context, pb *playbooks.Playbook) ([]StepTiming,
 func isReadOnly(p Phase) bool {
 	ro, ok := p.(ReadOnly)
 	return ok && ro.ReadOnly()
+}
+
+// adminMachine names the machine kubeforge runs on in progress lines.
+const adminMachine = "admin machine"
+
+// runAdmin runs a step whose work is on the admin machine: its Prepare.
+func (r *Runner) runAdmin(ctx context.Context, step playbooks.Step, phase Phase) error {
+	title := phase.Title()
+	if r.DryRun && !isReadOnly(phase) {
+		title += " (dry run)"
+	}
+	fmt.Fprintf(r.Out, "[%s] %s\n", step.Phase, title)
+	t0 := time.Now()
+	if p, ok := phase.(Preparer); ok {
+		if err := p.Prepare(ctx); err != nil {
+			fmt.Fprintf(r.Out, "[%s] %-28s FAILED after %s: %v\n", step.Phase, adminMachine, time.Since(t0).Round(10*time.Millisecond), err)
+			return &StepError{Phase: step.Phase, Failed: 1, Of: 1, Err: multierror.Append(nil, err)}
+		}
+	}
+	d := time.Since(t0).Round(10 * time.Millisecond)
+	fmt.Fprintf(r.Out, "[%s] %-28s ok %s\n", step.Phase, adminMachine, d)
+	r.Log.Info("phase done", "phase", step.Phase, "host", adminMachine, "duration", d)
+	return nil
 }
 
 func (r *Runner) runStep(ctx context.Context, step playbooks.Step, phase Phase, hosts []*config.Host) error {
@@ -226,15 +265,12 @@ func (r *Runner) runHost(ctx context.Context, step playbooks.Step, phase Phase, 
 		}
 		lines, err := planner.Plan(ctx, h)
 		if err != nil {
-			return nil, fmt.Errorf("host %s: %w", h, err)
+			return nil, h.Wrap(err)
 		}
 		return lines, nil
 	}
 	if err := phase.Run(ctx, h); err != nil {
-		if !strings.Contains(err.Error(), spec.Name) {
-			err = fmt.Errorf("host %s: %w", h, err)
-		}
-		return nil, err
+		return nil, h.Wrap(err)
 	}
 	return nil, nil
 }

@@ -1,39 +1,25 @@
 package phases
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/kubeforge/kubeforge/internal/atomicfile"
+	"github.com/kubeforge/kubeforge/internal/bootstraptoken"
 )
 
-// Token is a bootstrap token, kubeadm's format: [a-z0-9]{6}.[a-z0-9]{16}.
-type Token struct {
-	ID      string
-	Secret  string
-	Expires time.Time
-}
-
-func (t Token) String() string { return t.ID + "." + t.Secret }
-
-var tokenFormat = regexp.MustCompile(`^([a-z0-9]{6})\.([a-z0-9]{16})$`)
+// Token is the bootstrap token nodes join with.
+type Token = bootstraptoken.Token
 
 // BootstrapGroup is the group nodes joining with a token belong to.
-const BootstrapGroup = "system:bootstrappers:kubeadm:default-node-token"
+const BootstrapGroup = bootstraptoken.Group
 
-// TokenTTL is how long a bootstrap token lives.
-const TokenTTL = 24 * time.Hour
+// TokenTTL is how long init's bootstrap token lives.
+const TokenTTL = bootstraptoken.DefaultTTL
 
 // LoadOrCreateToken returns the cluster's current bootstrap token from the
 // state directory, or a new one when there is none or it has less than an
@@ -65,39 +51,18 @@ func readToken(stateDir string, now time.Time) (Token, bool, error) {
 	if err == nil {
 		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
 		if len(lines) == 2 {
-			m := tokenFormat.FindStringSubmatch(lines[0])
+			t, perr := bootstraptoken.Parse(lines[0])
 			exp, err := time.Parse(time.RFC3339, lines[1])
-			if m != nil && err == nil && exp.Sub(now) > time.Hour {
-				return Token{ID: m[1], Secret: m[2], Expires: exp}, false, nil
+			if perr == nil && err == nil && exp.Sub(now) > time.Hour {
+				t.Expires = exp
+				return t, false, nil
 			}
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return Token{}, false, err
 	}
-	return Token{ID: randomString(6), Secret: randomString(16), Expires: now.Add(TokenTTL).UTC().Truncate(time.Second)}, true, nil
+	return bootstraptoken.New(now, TokenTTL), true, nil
 }
 
-func randomString(n int) string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, n)
-	for i := range b {
-		k, _ := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
-		b[i] = alphabet[k.Int64()]
-	}
-	return string(b)
-}
-
-// CACertHash is kubeadm's --discovery-token-ca-cert-hash of a CA
-// certificate: sha256 of its SubjectPublicKeyInfo.
-func CACertHash(caPEM []byte) (string, error) {
-	block, _ := pem.Decode(caPEM)
-	if block == nil {
-		return "", errors.New("CA certificate: not PEM")
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-	return "sha256:" + hex.EncodeToString(sum[:]), nil
-}
+// CACertHash is kubeadm's --discovery-token-ca-cert-hash of a CA.
+func CACertHash(caPEM []byte) (string, error) { return bootstraptoken.CACertHash(caPEM) }

@@ -2,6 +2,7 @@ package phases
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -15,6 +16,10 @@ func waitFor(ctx context.Context, timeout time.Duration, check func() (bool, err
 		ok, err := check()
 		if err == nil && ok {
 			return nil
+		}
+		var p permanent
+		if errors.As(err, &p) {
+			return p.err
 		}
 		if err != nil {
 			last = err
@@ -32,3 +37,9 @@ func waitFor(ctx context.Context, timeout time.Duration, check func() (bool, err
 		}
 	}
 }
+
+// permanent is an error waiting will not cure: waitFor returns it at once.
+type permanent struct{ err error }
+
+func (p permanent) Error() string { return p.err.Error() }
+func (p permanent) Unwrap() error { return p.err }

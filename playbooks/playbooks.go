@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -30,9 +31,12 @@ const (
 	OtherControlPlanes Selector = "other-control-planes"
 	Workers            Selector = "workers"
 	Etcd               Selector = "etcd"
+	// Admin is the machine kubeforge runs on: the step's phase prepares
+	// there (the PKI in the state directory) and touches no host.
+	Admin Selector = "admin"
 )
 
-var selectors = []Selector{All, ControlPlane, FirstControlPlane, OtherControlPlanes, Workers, Etcd}
+var selectors = []Selector{All, ControlPlane, FirstControlPlane, OtherControlPlanes, Workers, Etcd, Admin}
 
 // Step is one phase run on a set of hosts.
 type Step struct {
@@ -41,6 +45,10 @@ type Step struct {
 	// Serial runs the hosts one by one, in file order, instead of in
 	// parallel (rolling restarts, etcd members joining one at a time).
 	Serial bool `yaml:"serial,omitempty"`
+	// Cluster keeps the step on every host its selector picks when a run
+	// is narrowed to some hosts (join --host): what the others must learn
+	// of a new member (keepalived's peers), or cluster-wide objects.
+	Cluster bool `yaml:"cluster,omitempty"`
 }
 
 // Playbook is an action's steps.
@@ -106,6 +114,7 @@ func validSelector(s Selector) bool {
 }
 
 // Select returns the hosts of the cluster the selector picks, in file order.
+// Admin picks none: its phase runs on the admin machine.
 func (s Selector) Select(c *config.Cluster) []*config.Host {
 	var out []*config.Host
 	first := c.FirstControlPlane()
@@ -127,6 +136,22 @@ func (s Selector) Select(c *config.Cluster) []*config.Host {
 			pick = h.Has(config.RoleEtcd)
 		}
 		if pick {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// Select returns the hosts a step runs on. targets, when not empty, narrows
+// the run to those host names; a Cluster step keeps its whole selection.
+func (s Step) Select(c *config.Cluster, targets []string) []*config.Host {
+	hosts := s.Hosts.Select(c)
+	if len(targets) == 0 || s.Cluster {
+		return hosts
+	}
+	var out []*config.Host
+	for _, h := range hosts {
+		if slices.Contains(targets, h.Name) {
 			out = append(out, h)
 		}
 	}

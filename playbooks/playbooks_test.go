@@ -64,3 +64,34 @@ func TestSelectors(t *testing.T) {
 		}
 	}
 }
+
+func TestStepSelectNarrowsToTargets(t *testing.T) {
+	c := &config.Cluster{Spec: config.Spec{Hosts: []config.Host{
+		{Name: "cp1", Roles: []config.Role{config.RoleControlPlane, config.RoleEtcd}},
+		{Name: "cp2", Roles: []config.Role{config.RoleControlPlane, config.RoleEtcd}},
+		{Name: "w1", Roles: []config.Role{config.RoleWorker}},
+		{Name: "w2", Roles: []config.Role{config.RoleWorker}},
+	}}}
+	names := func(hs []*config.Host) string {
+		var out []string
+		for _, h := range hs {
+			out = append(out, h.Name)
+		}
+		return strings.Join(out, ",")
+	}
+	for _, tc := range []struct {
+		step    Step
+		targets []string
+		want    string
+	}{
+		{Step{Hosts: All}, nil, "cp1,cp2,w1,w2"},
+		{Step{Hosts: All}, []string{"w2", "cp2"}, "cp2,w2"},
+		{Step{Hosts: Etcd}, []string{"w2"}, ""},
+		{Step{Hosts: ControlPlane, Cluster: true}, []string{"w2"}, "cp1,cp2"},
+		{Step{Hosts: Admin}, nil, ""},
+	} {
+		if got := names(tc.step.Select(c, tc.targets)); got != tc.want {
+			t.Errorf("%s %v: %s, want %s", tc.step.Hosts, tc.targets, got, tc.want)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,7 +27,8 @@ var cases = []struct {
 	{"etcd.service", "systemd/service.tmpl", map[string]any{
 		"Description": "etcd", "Documentation": "https://etcd.io/docs/v3.6/",
 		"After": []string{"network-online.target"}, "Wants": []string{"network-online.target"}, "Requires": []string(nil),
-		"Type": "notify", "Environment": []string{"KUBEFORGE_BINARY=etcd@sha256:0123456789abcdef"}, "ExecStartPre": []string{"/bin/mkdir -p -m 0700 /var/lib/etcd"},
+		"Type": "notify", "Environment": []string{"KUBEFORGE_BINARY=etcd@sha256:0123456789abcdef"},
+		"EnvironmentFile": "/var/lib/kubeforge/etcd-initial-cluster.env", "ExecStartPre": []string{"/bin/mkdir -p -m 0700 /var/lib/etcd"},
 		"Exec": "/usr/local/bin/etcd", "Args": []string{"--data-dir=/var/lib/etcd", "--name=cp1"},
 		"RestartSec": "5s", "TimeoutStopSec": "", "LimitNOFILE": 65536, "Delegate": false, "OOMScoreAdjust": 0,
 	}, parseUnit},
@@ -42,13 +44,67 @@ var cases = []struct {
 	{"bootstrap.yaml", "bootstrap/cluster.yaml.tmpl", map[string]any{
 		"BootstrapGroup": "system:bootstrappers:kubeadm:default-node-token",
 		"ClusterInfo":    "apiVersion: v1\nclusters:\n- cluster:\n    server: https://10.0.0.1:6443\n  name: \"\"\n",
-		"FlannelUser":    "system:kubeforge:flannel",
+		"ConfigName":     "kubeforge-config",
+		"ClusterConfig":  "apiVersion: kubeforge.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: t\n",
+		"CertsName":      "kubeforge-certs",
 	}, parseManifests("ClusterRoleBinding", "ClusterRoleBinding", "ClusterRoleBinding", "ClusterRoleBinding", "ClusterRole",
-		"ClusterRoleBinding", "ConfigMap", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")},
-	{"token.yaml", "bootstrap/token.yaml.tmpl", map[string]any{
-		"ID": "abcdef", "Secret": "0123456789abcdef", "Expiration": "2026-11-22T00:00:00Z",
-		"Description": "test", "Groups": "system:bootstrappers:kubeadm:default-node-token",
-	}, parseManifests("Secret")},
+		"ClusterRoleBinding", "ConfigMap", "Role", "RoleBinding", "ClusterRoleBinding", "ClusterRole", "ClusterRoleBinding",
+		"ConfigMap", "Role", "RoleBinding", "Role", "RoleBinding")},
+	{"keepalived.conf", "keepalived/keepalived.conf.tmpl", map[string]any{
+		"VIP": "172.30.0.100", "Bits": 32, "RouterID": "cp1", "CheckScript": "/etc/keepalived/kubeforge-check-apiserver.sh",
+		"Interface": "eth0", "VirtualRouterID": 51, "Priority": 200, "Self": "172.30.0.11",
+		"Peers": []string{"172.30.0.12", "172.30.0.13"},
+	}, parseKeepalived},
+	{"check-apiserver.sh", "keepalived/check-apiserver.sh.tmpl", map[string]any{
+		"CAFile": "/etc/kubernetes/pki/ca.crt", "URL": "https://127.0.0.1:6443/readyz",
+	}, parseShell},
+}
+
+// parseKeepalived checks keepalived's block structure and the settings
+// the VIP depends on.
+func parseKeepalived(t *testing.T, out []byte) {
+	t.Helper()
+	depth := 0
+	blocks := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.HasSuffix(line, "{") {
+			if depth == 0 {
+				blocks[strings.Fields(line)[0]] = true
+			}
+			depth++
+		}
+		if line == "}" {
+			depth--
+		}
+		if depth < 0 {
+			t.Fatalf("unbalanced braces at %q", line)
+		}
+	}
+	if depth != 0 || !blocks["global_defs"] || !blocks["vrrp_script"] || !blocks["vrrp_instance"] {
+		t.Fatalf("blocks %v, depth %d", blocks, depth)
+	}
+	for _, want := range []string{"state BACKUP", "unicast_src_ip 172.30.0.11", "172.30.0.100/32 dev eth0", "init_fail", "enable_script_security"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("lacks %q", want)
+		}
+	}
+}
+
+// parseShell checks a script with sh -n.
+func parseShell(t *testing.T, out []byte) {
+	t.Helper()
+	cmd := exec.Command("sh", "-n")
+	cmd.Stdin = bytes.NewReader(out)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sh -n: %v: %s", err, msg)
+	}
+	if !strings.HasPrefix(string(out), "#!/bin/sh\n") {
+		t.Errorf("no #!/bin/sh line")
+	}
 }
 
 func TestGolden(t *testing.T) {

@@ -58,12 +58,12 @@ func TestCertsLifecycle(t *testing.T) {
 			IsCA                   bool
 		}
 	}
-	if err := json.Unmarshal([]byte(out), &report); err != nil || len(report.Certificates) != 16 {
+	if err := json.Unmarshal([]byte(out), &report); err != nil || len(report.Certificates) != 14 {
 		t.Fatalf("json: %v, %d entries\n%s", err, len(report.Certificates), out)
 	}
 
 	code, out, errOut = run(t, "certs", "renew", "all", "-f", cluster, "--dir", dir)
-	if code != 0 || !strings.Contains(out, "13 certificates renewed") || !strings.Contains(out, "backup of the previous files") {
+	if code != 0 || !strings.Contains(out, "11 certificates renewed") || !strings.Contains(out, "backup of the previous files") {
 		t.Fatalf("renew: exit %d\n%s%s", code, out, errOut)
 	}
 	code, _, errOut = run(t, "certs", "renew", "front-proxy-ca", "--dir", dir)
@@ -91,11 +91,11 @@ func TestCertsBadInput(t *testing.T) {
 	if code, out, errOut := run(t, "certs", "generate", "-f", cluster, "--dir", dir); code != 0 {
 		t.Fatalf("generate: %d %s %s", code, out, errOut)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "pki", "apiserver.key"), []byte("-----BEGIN EC PRIV"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "nodes", "cp1", "pki", "apiserver.key"), []byte("-----BEGIN EC PRIV"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	code, _, errOut = run(t, "certs", "generate", "-f", cluster, "--dir", dir)
-	if code != ExitInvalid || !strings.Contains(errOut, filepath.Join(dir, "pki", "apiserver.key")) {
+	if code != ExitInvalid || !strings.Contains(errOut, filepath.Join(dir, "nodes", "cp1", "pki", "apiserver.key")) {
 		t.Fatalf("truncated key: exit %d\n%s", code, errOut)
 	}
 	code, _, errOut = run(t, "certs", "check-expiration")

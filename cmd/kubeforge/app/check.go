@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
 
@@ -25,7 +26,7 @@ the hosts.`,
 	}, runF)
 }
 
-func printFacts(deps *Deps, run *actionRun) error {
+func printFacts(_ context.Context, deps *Deps, run *actionRun) error {
 	hosts := run.Pool.Connected()
 	tw := tabwriter.NewWriter(deps.IO.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tADDRESS\tOS\tARCH\tKERNEL\tINIT\tCGROUP\tMEMORY\tCPUS\tPACKAGES\tCONTAINERD\tKEEPALIVED")

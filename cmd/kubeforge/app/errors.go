@@ -9,6 +9,7 @@ import (
 
 	"github.com/kubeforge/kubeforge/certs"
 	"github.com/kubeforge/kubeforge/internal/config"
+	"github.com/kubeforge/kubeforge/internal/discovery"
 	"github.com/kubeforge/kubeforge/internal/ssh"
 )
 
@@ -27,6 +28,13 @@ type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
+
+// inputError is an input the cluster refused or that cannot be right (a
+// wrong token, CA hash or certificate key): nothing was done.
+type inputError struct{ err error }
+
+func (e inputError) Error() string { return e.err.Error() }
+func (e inputError) Unwrap() error { return e.err }
 
 // exitCoder is implemented by errors that carry their own exit code, such
 // as "certificates expire soon" from a check.
@@ -65,6 +73,8 @@ func handleError(w io.Writer, log *slog.Logger, err error) int {
 func exitCode(err error) int {
 	var (
 		usage   usageError
+		input   inputError
+		refused *discovery.Error
 		coder   exitCoder
 		invalid *config.InvalidError
 		badFile *certs.FileError
@@ -74,7 +84,9 @@ func exitCode(err error) int {
 		return ExitCanceled
 	case errors.As(err, &usage):
 		return ExitUsage
-	case errors.As(err, &invalid), errors.As(err, &badFile):
+	case errors.As(err, &invalid), errors.As(err, &badFile), errors.As(err, &input):
+		return ExitInvalid
+	case errors.As(err, &refused) && refused.Reason != discovery.Unreachable:
 		return ExitInvalid
 	case errors.As(err, &coder):
 		return coder.ExitCode()

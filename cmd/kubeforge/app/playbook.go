@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
@@ -36,20 +37,30 @@ type action struct {
 	example  string
 	// needsBundle loads the bundle manifest for the phases.
 	needsBundle bool
+	// flags adds the action's own flags, to the command and to each of
+	// its phase commands.
+	flags func(f *pflag.FlagSet)
+	// setup completes the run before it starts: the phases' environment,
+	// the hosts (runner.Targets), phases built with the action's own data
+	// (runner.NewPhase).
+	setup func(ctx context.Context, deps *Deps, run *actionRun, opts *ActionOptions) error
 	// after runs when the playbook succeeded (print a report).
-	after func(deps *Deps, run *actionRun) error
+	after func(ctx context.Context, deps *Deps, run *actionRun) error
 	// afterOnFailure runs after too when a step failed (a partial report).
 	afterOnFailure bool
-	// setup completes the phases' environment before the run.
-	setup func(ctx context.Context, deps *Deps, env *phases.Env, opts *ActionOptions, pool *phases.Pool) error
 	// preflightFlag adds --ignore-preflight-errors.
 	preflightFlag bool
 }
 
-// actionRun is one execution: the cluster and the connected hosts.
+// actionRun is one execution: the cluster, the connected hosts, the
+// phases' environment and the runner.
 type actionRun struct {
 	Cluster *config.Cluster
 	Pool    *phases.Pool
+	Env     *phases.Env
+	Runner  *phases.Runner
+	// File is the cluster file, as given.
+	File string
 }
 
 // newActionCmd builds the cobra command of an action, with a `phase
@@ -79,30 +90,42 @@ func newActionCmd(deps *Deps, a action, runF func(*ActionOptions) error) *cobra.
 		cmd.Flags().StringSliceVar(&opts.IgnorePreflight, "ignore-preflight-errors", nil,
 			"preflight checks whose failure is only a warning, e.g. Swap,Port-6443 (all: every check)")
 	}
+	if a.flags != nil {
+		a.flags(cmd.Flags())
+	}
+	cmd.AddCommand(phaseCommands(pb, func(sub *cobra.Command, name string) {
+		addActionFlags(sub, opts, false)
+		if a.flags != nil {
+			a.flags(sub.Flags())
+		}
+		sub.RunE = func(cmd *cobra.Command, _ []string) error {
+			opts.Phase = name
+			return run(cmd)
+		}
+	}))
+	return cmd
+}
 
+// phaseCommands is `<action> phase NAME`, one subcommand per step;
+// complete adds each one's flags and RunE.
+func phaseCommands(pb *playbooks.Playbook, complete func(sub *cobra.Command, name string)) *cobra.Command {
 	phaseCmd := &cobra.Command{
 		Use:   "phase NAME",
-		Short: "Run one phase of " + a.playbook + " (and the read-only ones it needs)",
+		Short: "Run one phase of " + pb.Name + " (and the read-only ones it needs)",
 		Args:  noArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	for _, step := range pb.Steps {
 		phase, _ := phases.New(step.Phase, &phases.Env{})
-		name := step.Phase
 		sub := &cobra.Command{
-			Use:   name,
+			Use:   step.Phase,
 			Short: phase.Title() + " (on " + string(step.Hosts) + " hosts)",
 			Args:  noArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				opts.Phase = name
-				return run(cmd)
-			},
 		}
-		addActionFlags(sub, opts, false)
+		complete(sub, step.Phase)
 		phaseCmd.AddCommand(sub)
 	}
-	cmd.AddCommand(phaseCmd)
-	return cmd
+	return phaseCmd
 }
 
 func addActionFlags(cmd *cobra.Command, opts *ActionOptions, withSkip bool) {
@@ -115,6 +138,7 @@ func addActionFlags(cmd *cobra.Command, opts *ActionOptions, withSkip bool) {
 	}
 }
 
+// runAction plays an action's playbook over the hosts of a cluster file.
 func runAction(ctx context.Context, deps *Deps, a action, pb *playbooks.Playbook, opts *ActionOptions) error {
 	c, err := loadCluster(deps, opts.File)
 	if err != nil {
@@ -129,13 +153,9 @@ func runAction(ctx context.Context, deps *Deps, a action, pb *playbooks.Playbook
 			return err
 		}
 	}
-	env := &phases.Env{Cluster: c, StateDir: state, Log: deps.Log, Out: deps.IO.Out, DryRun: opts.DryRun, IgnorePreflight: opts.IgnorePreflight}
-	if a.needsBundle {
-		dir, m, err := loadBundle(deps.Global.Bundle)
-		if err != nil {
-			return err
-		}
-		env.BundleDir, env.Bundle = dir, m
+	env, err := newEnv(deps, c, state, opts, a.needsBundle)
+	if err != nil {
+		return err
 	}
 	known := &ssh.KnownHosts{
 		Path: filepath.Join(state, "known_hosts"),
@@ -149,21 +169,31 @@ func runAction(ctx context.Context, deps *Deps, a action, pb *playbooks.Playbook
 		return host.Connect(ctx, spec, secrets, known, deps.Log)
 	})
 	defer pool.Close()
-	env.ControlHost = func(ctx context.Context) (*host.Host, error) {
-		first := c.FirstControlPlane()
-		if first == nil {
-			return nil, fmt.Errorf("the cluster file has no control plane")
-		}
-		return pool.Get(ctx, first)
-	}
+	env.ControlHost = phases.ControlHostFrom(pool, c)
+	run := &actionRun{Cluster: c, Pool: pool, Env: env, Runner: newRunner(deps, env, pool, opts), File: opts.File}
 	if a.setup != nil {
-		if err := a.setup(ctx, deps, env, opts, pool); err != nil {
+		if err := a.setup(ctx, deps, run, opts); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(deps.IO.Out, "%s: cluster %s, %d hosts, state in %s, log in %s\n",
-		a.playbook, c.Metadata.Name, len(c.Spec.Hosts), state, deps.LogPath)
-	runner := &phases.Runner{
+	return play(ctx, deps, a, pb, run)
+}
+
+// newEnv is the phases' environment of a run.
+func newEnv(deps *Deps, c *config.Cluster, state string, opts *ActionOptions, needsBundle bool) (*phases.Env, error) {
+	env := &phases.Env{Cluster: c, StateDir: state, Log: deps.Log, Out: deps.IO.Out, DryRun: opts.DryRun, IgnorePreflight: opts.IgnorePreflight}
+	if needsBundle {
+		dir, m, err := loadBundle(deps.Global.Bundle)
+		if err != nil {
+			return nil, err
+		}
+		env.BundleDir, env.Bundle = dir, m
+	}
+	return env, nil
+}
+
+func newRunner(deps *Deps, env *phases.Env, pool *phases.Pool, opts *ActionOptions) *phases.Runner {
+	return &phases.Runner{
 		Env:         env,
 		Pool:        pool,
 		Concurrency: opts.Concurrency,
@@ -173,9 +203,19 @@ func runAction(ctx context.Context, deps *Deps, a action, pb *playbooks.Playbook
 		Out:         deps.IO.Out,
 		Log:         deps.Log,
 	}
-	_, err = runner.Run(ctx, pb)
+}
+
+// play prints the banner, runs the playbook and the action's report.
+func play(ctx context.Context, deps *Deps, a action, pb *playbooks.Playbook, run *actionRun) error {
+	hosts := fmt.Sprintf("%d hosts", len(run.Cluster.Spec.Hosts))
+	if t := run.Runner.Targets; len(t) > 0 {
+		hosts = fmt.Sprintf("%d of %d hosts (%s)", len(t), len(run.Cluster.Spec.Hosts), strings.Join(t, ", "))
+	}
+	fmt.Fprintf(deps.IO.Out, "%s: cluster %s, %s, state in %s, log in %s\n",
+		pb.Name, run.Cluster.Metadata.Name, hosts, run.Env.StateDir, deps.LogPath)
+	_, err := run.Runner.Run(ctx, pb)
 	if a.after != nil && (err == nil || a.afterOnFailure) {
-		if aerr := a.after(deps, &actionRun{Cluster: c, Pool: pool}); err == nil {
+		if aerr := a.after(ctx, deps, run); err == nil {
 			err = aerr
 		}
 	}

@@ -1,0 +1,51 @@
+package phases
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/kubeforge/kubeforge/internal/host"
+)
+
+// readyPhase waits until each node is Ready: its kubelet runs pods and
+// the pod network is up on it.
+type readyPhase struct{ env *Env }
+
+func (*readyPhase) Title() string  { return "Wait for the nodes to be Ready" }
+func (*readyPhase) ReadOnly() bool { return true }
+
+// NodeReadyTimeout bounds the wait for one node.
+const NodeReadyTimeout = 3 * time.Minute
+
+func (p *readyPhase) Run(ctx context.Context, h *host.Host) error {
+	if p.env.DryRun {
+		return nil
+	}
+	wait := fmt.Sprintf("wait node/%s --for=condition=Ready --timeout=%s", h.Name(), NodeReadyTimeout)
+	ctl, cmd := h, nodeKubectl(wait)
+	if p.env.ControlHost != nil {
+		var err error
+		if ctl, err = p.env.ControlHost(ctx); err != nil {
+			return err
+		}
+		cmd = kubectlLocal(p.env.Cluster.Spec.ControlPlane.Port, wait)
+	}
+	if _, err := ctl.Run(ctx, cmd); err != nil {
+		return fmt.Errorf("node %s is not Ready: %w (see journalctl -u kubelet -u flanneld on it)", h.Name(), err)
+	}
+	return nil
+}
+
+// NodesTable is `kubectl get nodes -o wide` as the cluster's admin, for
+// reports.
+func NodesTable(ctx context.Context, env *Env) (string, error) {
+	if env.ControlHost == nil {
+		return "", fmt.Errorf("no control plane to ask")
+	}
+	ctl, err := env.ControlHost(ctx)
+	if err != nil {
+		return "", err
+	}
+	return ctl.Run(ctx, kubectlLocal(env.Cluster.Spec.ControlPlane.Port, "get nodes -o wide"))
+}

@@ -1,0 +1,152 @@
+package phases
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/kubeforge/kubeforge/internal/config"
+	"github.com/kubeforge/kubeforge/internal/host"
+	"github.com/kubeforge/kubeforge/templates"
+)
+
+// vipPhase puts keepalived on the control planes: VRRP between them
+// (unicast), the VIP on the interface of each one's cluster address, and a
+// health check on the local API server's /readyz. A new control plane
+// changes the others' peer lists: they reload keepalived, which keeps the
+// VIP where it is.
+type vipPhase struct{ env *Env }
+
+func (*vipPhase) Title() string { return "Virtual IP (keepalived)" }
+
+func (p *vipPhase) Enabled() (bool, string) {
+	if p.env.Cluster.Spec.ControlPlane.VIP == "" {
+		return false, "spec.controlPlane.vip is not set"
+	}
+	return true, ""
+}
+
+// Files keepalived reads.
+const (
+	KeepalivedConfig      = "/etc/keepalived/keepalived.conf"
+	KeepalivedCheckScript = "/etc/keepalived/kubeforge-check-apiserver.sh"
+)
+
+// vipPackages come from the host's package manager; curl runs the check.
+var vipPackages = []string{"keepalived", "curl"}
+
+// vipPriority: the first control plane in the cluster file is preferred,
+// then the next; equal priorities would leave it to chance.
+func vipPriority(c *config.Cluster, h *config.Host) int {
+	for i, cp := range c.HostsWith(config.RoleControlPlane) {
+		if cp.Name == h.Name {
+			return max(200-i, 1)
+		}
+	}
+	return 1
+}
+
+// vipInterface is spec.controlPlane.vipInterface, else the interface that
+// holds the host's cluster address.
+func vipInterface(h *host.Host, cp config.ControlPlane) (string, error) {
+	if cp.VIPInterface != "" {
+		return cp.VIPInterface, nil
+	}
+	iface, _, ok := h.Facts.PrefixOf(h.Spec.ClusterAddress())
+	if !ok {
+		return "", fmt.Errorf("no interface holds its address %s: set spec.controlPlane.vipInterface", h.Spec.ClusterAddress())
+	}
+	return iface, nil
+}
+
+func (p *vipPhase) desired(ctx context.Context, h *host.Host) (Desired, error) {
+	if h.Facts == nil { // the step runs on control planes a join did not gather facts of
+		if _, err := h.GatherFacts(ctx); err != nil {
+			return Desired{}, err
+		}
+	}
+	c := p.env.Cluster
+	cp := c.Spec.ControlPlane
+	vip, err := netip.ParseAddr(cp.VIP)
+	if err != nil {
+		return Desired{}, fmt.Errorf("spec.controlPlane.vip: %w", err)
+	}
+	iface, err := vipInterface(h, cp)
+	if err != nil {
+		return Desired{}, err
+	}
+	var peers []string
+	for _, other := range c.HostsWith(config.RoleControlPlane) {
+		if other.Name != h.Name() {
+			peers = append(peers, other.ClusterAddress().String())
+		}
+	}
+	conf, err := templates.Render("keepalived/keepalived.conf.tmpl", map[string]any{
+		"VIP":             vip.String(),
+		"Bits":            vip.BitLen(),
+		"RouterID":        h.Name(),
+		"CheckScript":     KeepalivedCheckScript,
+		"Interface":       iface,
+		"VirtualRouterID": cp.VirtualRouterID,
+		"Priority":        vipPriority(c, h.Spec),
+		"Self":            h.Spec.ClusterAddress().String(),
+		"Peers":           peers,
+	})
+	if err != nil {
+		return Desired{}, err
+	}
+	check, err := templates.Render("keepalived/check-apiserver.sh.tmpl", map[string]any{
+		"CAFile": pki("ca.crt"),
+		"URL":    fmt.Sprintf("https://127.0.0.1:%d/readyz", cp.Port),
+	})
+	if err != nil {
+		return Desired{}, err
+	}
+	return Desired{
+		Files: []File{
+			{Path: KeepalivedConfig, Data: conf, Mode: host.FileMode{Perm: 0o644}},
+			{Path: KeepalivedCheckScript, Data: check, Mode: host.FileMode{Perm: 0o755}},
+		},
+		// The unit comes with the package.
+		Services: []Service{{Name: "keepalived", Inputs: []string{KeepalivedConfig, KeepalivedCheckScript}, Reload: true}},
+	}, nil
+}
+
+func (p *vipPhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
+	var plan []string
+	pkgs, err := h.MissingPackages(ctx, vipPackages...)
+	if err != nil {
+		return nil, err
+	}
+	if len(pkgs) > 0 {
+		plan = append(plan, "install "+strings.Join(pkgs, " "))
+	}
+	d, err := p.desired(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	lines, err := d.Plan(ctx, h)
+	return append(plan, lines...), err
+}
+
+func (p *vipPhase) Run(ctx context.Context, h *host.Host) error {
+	d, err := p.desired(ctx, h)
+	if err != nil {
+		return err
+	}
+	if _, err := h.EnsurePackages(ctx, vipPackages...); err != nil {
+		return err
+	}
+	if _, err := d.Apply(ctx, h); err != nil {
+		return err
+	}
+	// Some control plane holds the VIP and serves the API through it.
+	cp := p.env.Cluster.Spec.ControlPlane
+	probe := fmt.Sprintf("curl --silent --fail --max-time 2 --cacert %s --output /dev/null https://%s/readyz", pki("ca.crt"), cp.Endpoint)
+	if err := waitFor(ctx, 90*time.Second, func() (bool, error) { return h.Check(ctx, probe) }); err != nil {
+		return fmt.Errorf("the API does not answer at the VIP (%s): %w (see journalctl -u keepalived on the control planes)", cp.Endpoint, err)
+	}
+	return nil
+}
