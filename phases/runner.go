@@ -33,6 +33,9 @@ type Runner struct {
 	// Targets narrows the run to these hosts (join --host); steps marked
 	// cluster still run on their whole selection.
 	Targets []string
+	// AdminLabel names where admin steps run in progress lines ("admin
+	// machine" when empty; "this machine" for a join run on the node).
+	AdminLabel string
 	Out     io.Writer
 	Log     *slog.Logger
 	// Now is the clock (tests).
@@ -152,9 +155,6 @@ func isReadOnly(p Phase) bool {
 	return ok && ro.ReadOnly()
 }
 
-// adminMachine names the machine kubeforge runs on in progress lines.
-const adminMachine = "admin machine"
-
 // runAdmin runs a step whose work is on the admin machine: its Prepare.
 func (r *Runner) runAdmin(ctx context.Context, step playbooks.Step, phase Phase) error {
 	title := phase.Title()
@@ -162,6 +162,10 @@ func (r *Runner) runAdmin(ctx context.Context, step playbooks.Step, phase Phase)
 		title += " (dry run)"
 	}
 	fmt.Fprintf(r.Out, "[%s] %s\n", step.Phase, title)
+	adminMachine := r.AdminLabel
+	if adminMachine == "" {
+		adminMachine = "admin machine"
+	}
 	t0 := time.Now()
 	if p, ok := phase.(Preparer); ok {
 		if err := p.Prepare(ctx); err != nil {

@@ -128,6 +128,37 @@ func Load(dir string) (*Manifest, error) {
 	return Parse(path, data)
 }
 
+// LoadArchive reads the manifest inside a bundle archive (its first
+// file), for a bundle copied as the archive alone. Archive is set to the
+// archive's own name, so a renamed archive still works.
+func LoadArchive(path string) (*Manifest, error) {
+	var data []byte
+	errFound := errors.New("found")
+	err := ReadArchive(path, func(name string, _ os.FileMode, r io.Reader) error {
+		if name != ManifestFile {
+			return fmt.Errorf("%s: %s is not its first file: not a kubeforge bundle", path, ManifestFile)
+		}
+		var err error
+		if data, err = io.ReadAll(io.LimitReader(r, 16<<20)); err != nil {
+			return err
+		}
+		return errFound
+	})
+	switch {
+	case errors.Is(err, errFound):
+	case err != nil:
+		return nil, err
+	default:
+		return nil, fmt.Errorf("%s: %w", path, ErrNoBundle)
+	}
+	m, err := Parse(path+"!"+ManifestFile, data)
+	if err != nil {
+		return nil, err
+	}
+	m.Archive = filepath.Base(path)
+	return m, nil
+}
+
 // Parse decodes a manifest; name is used in errors.
 func Parse(name string, data []byte) (*Manifest, error) {
 	var m Manifest

@@ -178,6 +178,24 @@ take_snapshot() {
 	done_step "$(wc -l <"$STATE/sysctl.snapshot") sysctls, $(grep -c '^-A' "$STATE/iptables.snapshot" || true) iptables rules"
 }
 
+# Every lab host's kubelet, containerd and systemd take inotify instances
+# from the machine's one kernel: with 128 (Debian's default), the seventh
+# node's kubelet fails with "inotify_init: too many open files" (kind has
+# the same advice). Raised here after the snapshot, so lab-down puts the
+# old values back with the other sysctls.
+INOTIFY_INSTANCES=1024
+INOTIFY_WATCHES=1048576
+raise_inotify_limits() {
+	local key want
+	for key in fs.inotify.max_user_instances:$INOTIFY_INSTANCES fs.inotify.max_user_watches:$INOTIFY_WATCHES; do
+		want=${key#*:}
+		key=${key%%:*}
+		if (($(sysctl -n "$key") < want)); then
+			sysctl -qw "$key=$want" || warn "could not raise $key to $want: big labs may fail"
+		fi
+	done
+}
+
 mounts() { awk '{print $2}' /proc/self/mounts | sort -u; }
 # What a dockerd leaves behind after it exits (under /run, which is not a tmpfs here).
 RUNTIME_PATHS=(/run/docker /run/containerd /run/docker.sock /run/docker.pid)
@@ -603,6 +621,7 @@ cmd_up() {
 	mkdir -p "$STATE" "$CACHE"
 	ensure_packages
 	take_snapshot
+	raise_inotify_limits
 	ensure_dockerd
 	ensure_host_image
 	ensure_key

@@ -142,6 +142,8 @@ of binaries built from upstream source. Nothing is downloaded at install time.`,
 		NewCmdKnownHosts(deps),
 		NewCmdConfig(deps),
 		NewCmdInit(deps, nil),
+		NewCmdJoin(deps, nil),
+		NewCmdToken(deps),
 		NewCmdKubectl(deps),
 	)
 	return root

@@ -101,10 +101,19 @@ func runVersion(deps *Deps, opts *VersionOptions) error {
 	return tw.Flush()
 }
 
-// loadBundle finds and reads the bundle: the --bundle directory, else the
-// first of the usual places that holds a manifest.
+// loadBundle finds and reads the bundle: --bundle (a directory with a
+// manifest, or the archive itself), else the first of the usual places
+// that holds one. It returns the directory the archive is in.
 func loadBundle(explicit string) (string, *bundle.Manifest, error) {
 	if explicit != "" {
+		fi, err := os.Stat(explicit)
+		if err != nil {
+			return "", nil, usageError{fmt.Errorf("--bundle: %w", err)}
+		}
+		if !fi.IsDir() {
+			m, err := bundle.LoadArchive(explicit)
+			return filepath.Dir(explicit), m, err
+		}
 		m, err := bundle.Load(explicit)
 		return explicit, m, err
 	}
@@ -112,21 +121,28 @@ func loadBundle(explicit string) (string, *bundle.Manifest, error) {
 	for _, dir := range candidates {
 		m, err := bundle.Load(dir)
 		if errors.Is(err, bundle.ErrNoBundle) {
+			// The archive alone, as copied to a machine that joins.
+			archives, _ := filepath.Glob(filepath.Join(dir, "kubeforge-bundle-*.tar.*"))
+			if len(archives) == 1 {
+				m, err := bundle.LoadArchive(archives[0])
+				return dir, m, err
+			}
 			continue
 		}
 		return dir, m, err
 	}
-	return "", nil, fmt.Errorf("no bundle found in %v: build one with 'make bundle' or pass --bundle DIR", candidates)
+	return "", nil, fmt.Errorf("no bundle found in %v: build one with 'make bundle' or pass --bundle DIR|ARCHIVE", candidates)
 }
 
-// bundleCandidates are the places a bundle is looked for: dist/ of the
-// source tree kubeforge was built in, then the install locations.
+// bundleCandidates are the places a bundle is looked for: next to the
+// kubeforge binary, dist/ of the source tree it was built in, then the
+// install locations.
 func bundleCandidates() []string {
 	var out []string
 	if exe, err := os.Executable(); err == nil {
 		if exe, err = filepath.EvalSymlinks(exe); err == nil {
 			base := filepath.Dir(filepath.Dir(exe))
-			out = append(out, filepath.Join(base, "dist"), filepath.Join(base, "share", "kubeforge"))
+			out = append(out, filepath.Dir(exe), filepath.Join(base, "dist"), filepath.Join(base, "share", "kubeforge"))
 		}
 	}
 	return append(out, "/usr/local/share/kubeforge", "/usr/share/kubeforge")
