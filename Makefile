@@ -39,7 +39,7 @@ KUBEFORGE_X := -X 'github.com/kubeforge/kubeforge/internal/version.Version=$(VER
 MODULES := . components/coredns components/flanneld components/cni
 
 .PHONY: all build kubeforge kube components pause coredns flanneld cni bundle \
-        test unit integration e2e e2e-run demo bench lint fmt vet clean
+        test unit integration e2e e2e-run e2e-ha e2e-ha-run demo bench lint fmt vet clean
 
 include test/lab/lab.mk
 
@@ -100,9 +100,10 @@ e2e: build bundle
 e2e-run:
 	$(GO) test -p 1 -count=1 -tags e2e -timeout 40m -v ./test/e2e/ ./test/lab/ 2>&1 | tee .lab/e2e.log | grep -E '^(=== RUN|--- |\s+\S+_test.go|PASS|FAIL|ok )'
 
-# Timings and memory of a one-host cluster, written to docs/benchmarks.md.
+# Timings and memory of a one-host cluster, then 3 control planes, VIP
+# failover and joins on 8 hosts, written to docs/benchmarks.md.
 bench: build bundle
-	$(MAKE) lab-up N=1 CP=1
+	$(MAKE) lab-up N=8 CP=3
 	status=0; $(GO) run ./test/bench -root $(CURDIR) || status=$$?; $(MAKE) lab-down; exit $$status
 
 # The README's first command: a lab host and a cluster in it.
@@ -129,3 +130,12 @@ vet:
 
 clean:
 	rm -rf $(BIN) $(DIST)
+
+# The HA acceptance: 3 control planes + 2 workers behind the VIP, failover,
+# and joins on the node and over SSH, on a lab of 8 hosts. About 10 minutes.
+e2e-ha: build bundle
+	$(MAKE) lab-up N=8 CP=3
+	status=0; $(MAKE) e2e-ha-run || status=$$?; $(MAKE) lab-down; exit $$status
+
+e2e-ha-run:
+	KUBEFORGE_E2E_HA=1 $(GO) test -p 1 -count=1 -tags e2e -timeout 60m -v -run 'TestHA$$' ./test/e2e/ 2>&1 | tee .lab/e2e-ha.log | grep -E '^(=== RUN|--- |\s+\S+_test.go|PASS|FAIL|ok )'

@@ -1,7 +1,9 @@
-// Command bench measures kubeforge on the lab and writes
-// docs/benchmarks.md's cluster section: init wall time and time per phase
-// on a fresh host, when the node and CoreDNS became Ready, a re-run, and
-// the memory (RSS and PSS) of each component. `make bench` runs it.
+// Command bench measures kubeforge on the lab and writes two sections of
+// docs/benchmarks.md. The one-host section: init wall time and time per
+// phase on a fresh host, when the node and CoreDNS became Ready, a re-run,
+// and the memory (RSS and PSS) of each component. The HA section (with 8
+// lab hosts): init of 3 control planes behind the VIP, the VIP failover
+// time, and joining 1 worker against 4 at once. `make bench` runs it.
 package main
 
 import (
@@ -92,7 +94,19 @@ func run(root, outFile string) error {
 	}
 	section := render(m, node.Name)
 	fmt.Print(section)
-	return rewrite(filepath.Join(root, outFile), section)
+	if err := rewrite(filepath.Join(root, outFile), section, beginMark, endMark); err != nil {
+		return err
+	}
+	if len(l.Hosts()) < 8 {
+		fmt.Printf("bench: %d lab hosts: the HA section needs 8 (make lab-up N=8 CP=3); skipped\n", len(l.Hosts()))
+		return nil
+	}
+	ha, err := runHA(ctx, root, l, dir)
+	if err != nil {
+		return fmt.Errorf("HA: %w", err)
+	}
+	fmt.Print(ha)
+	return rewrite(filepath.Join(root, outFile), ha, haBeginMark, haEndMark)
 }
 
 // watch polls until the node is Ready and CoreDNS is available, and
@@ -168,8 +182,8 @@ func render(m measure, node string) string {
 	return b.String()
 }
 
-// rewrite replaces the cluster section of the file, or appends it.
-func rewrite(path, section string) error {
+// rewrite replaces the section between the marks, or appends it.
+func rewrite(path, section, beginMark, endMark string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err

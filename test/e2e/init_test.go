@@ -224,9 +224,10 @@ func lastLine(s string) string {
 	return lines[len(lines)-1]
 }
 
-// TestInitWorkers brings up one control plane and two workers that join
-// by TLS bootstrap, with flannel's host-gw backend (the lab hosts share
-// one L2 network), and checks pod traffic between the nodes.
+// TestInitWorkers brings up one control plane, then joins two workers to
+// it with `kubeforge join --host` (TLS bootstrap, both at once), with
+// flannel's host-gw backend (the lab hosts share one L2 network), and
+// checks pod traffic between the nodes.
 func TestInitWorkers(t *testing.T) {
 	names := hostNames()
 	if len(names) < 3 {
@@ -239,10 +240,26 @@ func TestInitWorkers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cluster := clusterFile(t, "workers", names, "  networking:\n    backend: host-gw\n", nil)
+	hostGW := "  networking:\n    backend: host-gw\n"
+	controlOnly := clusterFile(t, "workers", names[:1], hostGW, func(s string) string {
+		return strings.Replace(s, "[control-plane, worker]", "[control-plane]", 1)
+	})
+	cluster := clusterFile(t, "workers", names, hostGW, nil)
 	state := filepath.Join(t.TempDir(), "state")
-	r := mustRun(t, nil, "init", "-f", cluster, "--state-dir", state)
-	t.Logf("init of 3 hosts: %s", lastLine(r.out))
+	r := mustRun(t, nil, "init", "-f", controlOnly, "--state-dir", state)
+	t.Logf("init of the control plane: %s", doneLine(r.out))
+	joined := mustRun(t, nil, "join", "-f", cluster, "--state-dir", state, "--host", names[1]+","+names[2])
+	t.Logf("join --host of 2 workers: %s", doneLine(joined.out))
+	pids := mainPID(t, names[0], "kube-apiserver") + mainPID(t, names[1], "kubelet") + mainPID(t, names[2], "kubelet")
+	again := mustRun(t, nil, "join", "-f", cluster, "--state-dir", state)
+	if !strings.Contains(again.out, "nothing to join") {
+		t.Errorf("join without --host on a cluster with every host a node:\n%s", again.out)
+	}
+	again = mustRun(t, nil, "join", "-f", cluster, "--state-dir", state, "--host", names[1])
+	t.Logf("join --host of a member again: %s", doneLine(again.out))
+	if now := mainPID(t, names[0], "kube-apiserver") + mainPID(t, names[1], "kubelet") + mainPID(t, names[2], "kubelet"); now != pids {
+		t.Errorf("joining again restarted services")
+	}
 	kubectl := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command(kubeforge, append([]string{"kubectl", "-f", cluster, "--state-dir", state, "--bundle", distDir, "--"}, args...)...).CombinedOutput()

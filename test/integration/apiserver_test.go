@@ -116,7 +116,7 @@ func TestEtcdAndAPIServer(t *testing.T) {
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", apiPort),
 		"--etcd-servers="+etcdURL, "--etcd-cafile="+pki("pki/etcd/ca.crt"),
 		"--etcd-certfile="+pki("pki/apiserver-etcd-client.crt"), "--etcd-keyfile="+pki("pki/apiserver-etcd-client.key"),
-		"--tls-cert-file="+pki("pki/apiserver.crt"), "--tls-private-key-file="+pki("pki/apiserver.key"),
+		"--tls-cert-file="+pki("nodes/"+node.Name+"/pki/apiserver.crt"), "--tls-private-key-file="+pki("nodes/"+node.Name+"/pki/apiserver.key"),
 		"--client-ca-file="+pki("pki/ca.crt"), "--authorization-mode=Node,RBAC",
 		"--kubelet-client-certificate="+pki("pki/apiserver-kubelet-client.crt"), "--kubelet-client-key="+pki("pki/apiserver-kubelet-client.key"),
 		"--requestheader-client-ca-file="+pki("pki/front-proxy-ca.crt"), "--proxy-client-cert-file="+pki("pki/front-proxy-client.crt"),

@@ -208,13 +208,13 @@ func notYetNodes(ctx context.Context, run *actionRun) ([]string, error) {
 		return nil, fmt.Errorf("list the cluster's nodes: %w", err)
 	}
 	have := strings.Fields(out)
-	var out2 []string
+	var missing []string
 	for _, h := range run.Cluster.Spec.Hosts {
 		if !slices.Contains(have, h.Name) {
-			out2 = append(out2, h.Name)
+			missing = append(missing, h.Name)
 		}
 	}
-	return out2, nil
+	return missing, nil
 }
 
 // JoinStateDir is where a machine joining on its own keeps its state

@@ -117,9 +117,13 @@ func phaseCommands(pb *playbooks.Playbook, complete func(sub *cobra.Command, nam
 	}
 	for _, step := range pb.Steps {
 		phase, _ := phases.New(step.Phase, &phases.Env{})
+		where := "on " + string(step.Hosts) + " hosts"
+		if step.Hosts == playbooks.Admin {
+			where = "on the admin machine"
+		}
 		sub := &cobra.Command{
 			Use:   step.Phase,
-			Short: phase.Title() + " (on " + string(step.Hosts) + " hosts)",
+			Short: phase.Title() + " (" + where + ")",
 			Args:  noArgs,
 		}
 		complete(sub, step.Phase)

@@ -131,7 +131,7 @@ of binaries built from upstream source. Nothing is downloaded at install time.`,
 	pf.StringVar(&g.Config, "config", "", "kubeforge settings file: default values for these flags (env "+EnvPrefix+"_CONFIG)")
 	pf.CountVarP(&g.Verbosity, "verbose", "v", "more output on the terminal: -v info details, -vv debug")
 	pf.StringVar(&g.LogFile, "log-file", "", "also write a full debug log to this file")
-	pf.StringVar(&g.Bundle, "bundle", "", "component bundle directory (default: next to the kubeforge binary)")
+	pf.StringVar(&g.Bundle, "bundle", "", "component bundle: a directory with manifest.json, or the archive itself (default: next to the kubeforge binary, or the source tree's dist/)")
 	pf.StringVar(&g.StateDir, "state-dir", "", "the cluster's state directory: PKI, known_hosts, admin.conf, logs (default ~/.kubeforge/<cluster name>)")
 
 	root.AddCommand(

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/kubeforge/kubeforge/test/lab"
+)
+
+const (
+	haBeginMark = "<!-- bench:ha:begin -->"
+	haEndMark   = "<!-- bench:ha:end -->"
+	vip         = "172.30.0.100"
+)
+
+// haMeasure is what the HA section reports.
+type haMeasure struct {
+	init3, join1, join4      time.Duration
+	phases                   string
+	vipMoved, apiAnswered    time.Duration
+	stopped                  string
+	join1Phases, join4Phases string
+}
+
+// runHA: fresh hosts; init of 3 control planes; stop the VIP holder and
+// time the VIP and the API through it; start it again; join one worker,
+// then four at once, over SSH.
+func runHA(ctx context.Context, root string, l *lab.Lab, dir string) (string, error) {
+	hosts := l.Hosts()[:8]
+	for _, h := range hosts {
+		if err := l.Recreate(ctx, h.Name); err != nil {
+			return "", err
+		}
+	}
+	kf := filepath.Join(root, "bin", "kubeforge")
+	state := filepath.Join(dir, "ha-state")
+	file := func(n int) (string, error) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "apiVersion: kubeforge.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: bench-ha\nspec:\n  ssh:\n    keyPath: %s\n  controlPlane:\n    vip: %s\n  hosts:\n", l.KeyFile(), vip)
+		for i, h := range hosts[:n] {
+			role := "worker"
+			if i < 3 {
+				role = "control-plane"
+			}
+			fmt.Fprintf(&b, "    - name: %s\n      address: %s\n      roles: [%s]\n", h.Name, h.IP, role)
+		}
+		p := filepath.Join(dir, fmt.Sprintf("ha-%d.yaml", n))
+		return p, os.WriteFile(p, []byte(b.String()), 0o600)
+	}
+	run := func(args ...string) (time.Duration, string, error) {
+		t0 := time.Now()
+		out, err := exec.CommandContext(ctx, kf, append(args, "--state-dir", state, "--bundle", filepath.Join(root, "dist"))...).CombinedOutput()
+		if err != nil {
+			return 0, "", fmt.Errorf("kubeforge %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return time.Since(t0), string(out), nil
+	}
+	phases := func(out, action string) string {
+		if m := regexp.MustCompile(action + `: done in \S+ \((.*)\)`).FindStringSubmatch(out); m != nil {
+			return m[1]
+		}
+		return ""
+	}
+
+	var m haMeasure
+	f3, err := file(3)
+	if err != nil {
+		return "", err
+	}
+	d, out, err := run("init", "-f", f3)
+	if err != nil {
+		return "", err
+	}
+	m.init3, m.phases = d, phases(out, "init")
+
+	if err := m.failover(ctx, l, hosts[:3], filepath.Join(state, "pki", "ca.crt")); err != nil {
+		return "", err
+	}
+
+	f4, err := file(4)
+	if err != nil {
+		return "", err
+	}
+	if m.join1, out, err = run("join", "-f", f4, "--host", hosts[3].Name); err != nil {
+		return "", err
+	}
+	m.join1Phases = phases(out, "join")
+	f8, err := file(8)
+	if err != nil {
+		return "", err
+	}
+	var four []string
+	for _, h := range hosts[4:8] {
+		four = append(four, h.Name)
+	}
+	if m.join4, out, err = run("join", "-f", f8, "--host", strings.Join(four, ",")); err != nil {
+		return "", err
+	}
+	m.join4Phases = phases(out, "join")
+	return m.render(), nil
+}
+
+// failover stops the VIP holder and times, from the start of the stop,
+// another control plane holding the VIP and the API answering /readyz
+// through it; then starts the host again and waits for one holder.
+func (m *haMeasure) failover(ctx context.Context, l *lab.Lab, cps []lab.Host, caFile string) error {
+	holders := func(among []lab.Host) []string {
+		var out []string
+		for _, h := range among {
+			addrs, err := l.Exec(ctx, h.Name, "ip", "-o", "-4", "addr", "show")
+			if err == nil && strings.Contains(addrs, " "+vip+"/") {
+				out = append(out, h.Name)
+			}
+		}
+		return out
+	}
+	before := holders(cps)
+	if len(before) != 1 {
+		return fmt.Errorf("VIP holders before the failover: %v", before)
+	}
+	m.stopped = before[0]
+	var others []lab.Host
+	for _, h := range cps {
+		if h.Name != m.stopped {
+			others = append(others, h)
+		}
+	}
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true}}
+	readyz := func() bool {
+		resp, err := client.Get("https://" + vip + ":6443/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	start := time.Now()
+	stopped := make(chan error, 1)
+	go func() { stopped <- l.Stop(ctx, m.stopped) }()
+	for m.vipMoved == 0 || m.apiAnswered == 0 {
+		if time.Since(start) > 2*time.Minute {
+			return fmt.Errorf("after 2 minutes: VIP moved %v, API answered %v", m.vipMoved, m.apiAnswered)
+		}
+		if m.vipMoved == 0 && len(holders(others)) == 1 {
+			m.vipMoved = time.Since(start)
+		}
+		if m.vipMoved > 0 && m.apiAnswered == 0 && readyz() {
+			m.apiAnswered = time.Since(start)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := <-stopped; err != nil {
+		return err
+	}
+	if err := l.Start(ctx, m.stopped); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for len(holders(cps)) != 1 || !readyz() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s started again, but the VIP holders are %v", m.stopped, holders(cps))
+		}
+		time.Sleep(time.Second)
+	}
+	return nil
+}
+
+func (m *haMeasure) render() string {
+	r := func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n## Three control planes, failover and joins on the lab\n\n", haBeginMark)
+	fmt.Fprintf(&b, "Command: `make bench` (8 fresh lab hosts; measured %s, 2 cores). Joins are over SSH (`kubeforge join -f FILE --host ...`).\n\n",
+		time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&b, "| what | time |\n|---|---|\n")
+	fmt.Fprintf(&b, "| `kubeforge init` of 3 control planes behind the VIP, fresh hosts | %s |\n", r(m.init3))
+	fmt.Fprintf(&b, "| VIP holder stopped (`docker stop %s`): another control plane holds the VIP, from the start of the stop | %s |\n", m.stopped, r(m.vipMoved))
+	fmt.Fprintf(&b, "| ... and the API answers `/readyz` through the VIP | %s |\n", r(m.apiAnswered))
+	fmt.Fprintf(&b, "| join 1 worker, fresh host | %s |\n", r(m.join1))
+	fmt.Fprintf(&b, "| join 4 workers at once, fresh hosts | %s |\n", r(m.join4))
+	fmt.Fprintf(&b, "| ratio, 4 workers / 1 worker (goal ≤ 1.3) | %.2f |\n\n", float64(m.join4)/float64(m.join1))
+	fmt.Fprintf(&b, "Phases of the 3-control-plane init: %s.\n\nPhases of the 1-worker join: %s.\n\nPhases of the 4-worker join: %s.\n%s\n",
+		m.phases, m.join1Phases, m.join4Phases, haEndMark)
+	return b.String()
+}
