@@ -36,8 +36,8 @@ type Runner struct {
 	// AdminLabel names where admin steps run in progress lines ("admin
 	// machine" when empty; "this machine" for a join run on the node).
 	AdminLabel string
-	Out     io.Writer
-	Log     *slog.Logger
+	Out        io.Writer
+	Log        *slog.Logger
 	// Now is the clock (tests).
 	Now func() time.Time
 	// NewPhase builds phases by name; New when nil (tests pass fakes).
