@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -292,4 +293,50 @@ func TestPreflight(t *testing.T) {
 func validToken(s string) bool {
 	_, err := bootstraptoken.Parse(s)
 	return err == nil
+}
+
+func TestVIPDesired(t *testing.T) {
+	c, _, err := config.Parse("test", []byte(`apiVersion: kubeforge.io/v1alpha1
+kind: Cluster
+metadata: {name: t}
+spec:
+  controlPlane: {vip: 192.0.2.100}
+  hosts:
+    - {name: cp1, address: 192.0.2.11, roles: [control-plane]}
+    - {name: cp2, address: 192.0.2.12, roles: [control-plane]}
+    - {name: cp3, address: 192.0.2.13, roles: [control-plane]}
+    - {name: w1, address: 192.0.2.21, roles: [worker]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &vipPhase{env: &Env{Cluster: c}}
+	if on, _ := p.Enabled(); !on {
+		t.Fatal("a cluster with a VIP has the vip phase off")
+	}
+	h := host.New(c.Host("cp2"), nil)
+	h.Facts = &host.Facts{Addresses: map[string][]netip.Prefix{"ens3": {netip.MustParsePrefix("192.0.2.12/24")}}}
+	d, err := p.desired(context.Background(), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(d.Files[0].Data)
+	for _, want := range []string{"interface ens3", "priority 199", "unicast_src_ip 192.0.2.12", "192.0.2.11\n", "192.0.2.13\n", "192.0.2.100/32 dev ens3"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("keepalived.conf lacks %q:\n%s", want, conf)
+		}
+	}
+	if strings.Contains(conf, "        192.0.2.12\n") || strings.Contains(conf, "192.0.2.21") {
+		t.Errorf("peers list the host itself or a worker:\n%s", conf)
+	}
+	if s := d.Services[0]; s.Name != "keepalived" || !s.Reload || s.Unit != nil {
+		t.Errorf("service %+v", s)
+	}
+	if vipPriority(c, c.Host("cp1")) <= vipPriority(c, c.Host("cp3")) {
+		t.Error("the first control plane is not preferred")
+	}
+	c.Spec.ControlPlane.VIP = ""
+	if on, why := p.Enabled(); on || !strings.Contains(why, "vip") {
+		t.Errorf("no VIP: enabled %v (%s)", on, why)
+	}
 }

@@ -37,3 +37,23 @@ func TestJoinRefusesBadCommandLines(t *testing.T) {
 		}
 	}
 }
+
+// Several control planes without a VIP: init says the endpoint is a single
+// point of failure before it starts (here the hosts do not answer, on
+// purpose: nothing is installed by this test).
+func TestInitWarnsWithoutVIP(t *testing.T) {
+	cluster := writeFile(t, "c.yaml", `apiVersion: kubeforge.io/v1alpha1
+kind: Cluster
+metadata: {name: novip}
+spec:
+  ssh: {port: 1, connectTimeout: 1s}
+  hosts:
+    - {name: cp1, address: 127.0.0.1, roles: [control-plane]}
+    - {name: cp2, address: 127.0.0.2, roles: [control-plane]}
+    - {name: cp3, address: 127.0.0.3, roles: [control-plane]}
+`)
+	code, _, errOut := run(t, "init", "-f", cluster, "--state-dir", t.TempDir(), "--bundle", writeBundle(t))
+	if code == 0 || !strings.Contains(errOut, "3 control planes but no spec.controlPlane.vip") || !strings.Contains(errOut, "single point of failure") {
+		t.Fatalf("exit %d:\n%s", code, errOut)
+	}
+}

@@ -1,0 +1,161 @@
+package phases
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/kubeforge/kubeforge/certs"
+	"github.com/kubeforge/kubeforge/internal/config"
+	"github.com/kubeforge/kubeforge/internal/host"
+	"github.com/kubeforge/kubeforge/internal/ssh"
+)
+
+// etcdHost plays a host for the etcd phase: which peers listen, what the
+// cluster answers, and what was run and written.
+type etcdHost struct {
+	hasData   bool
+	listening []string // client URLs that accept connections
+	members   string   // member list -w json
+	addAnswer string   // member add -w json
+	ran       []string
+	puts      map[string]string
+	pending   io.Reader
+}
+
+func (e *etcdHost) Run(_ context.Context, cmd string, stdin io.Reader) (ssh.Result, error) {
+	e.ran = append(e.ran, cmd)
+	ok := ssh.Result{}
+	switch {
+	case strings.Contains(cmd, "/member/wal"):
+		if !e.hasData {
+			ok.ExitCode = 1
+		}
+	case strings.Contains(cmd, "/dev/tcp/"):
+		ok.Stdout = []byte(strings.Join(e.listening, "\n"))
+	case strings.Contains(cmd, "member list"):
+		ok.Stdout = []byte(e.members)
+	case strings.Contains(cmd, "member add"):
+		ok.Stdout = []byte(e.addAnswer)
+	case strings.Contains(cmd, "sha256sum <") && strings.Contains(cmd, "if [ -f"):
+		ok.Stdout = []byte(strings.Repeat("-\n", strings.Count(cmd, "if [ -f")))
+	case strings.HasPrefix(cmd, "systemctl is-active"):
+		ok.Stdout = []byte("inactive\n")
+	case strings.Contains(cmd, "install -m"):
+		// Host.put's install script: the staged data is the last Put.
+		dst := cmd[strings.LastIndex(cmd, " ")+1:]
+		data, _ := io.ReadAll(e.pending)
+		e.puts[strings.Trim(dst, "'")] = string(data)
+	}
+	return ok, nil
+}
+
+func (e *etcdHost) Put(_ context.Context, r io.Reader, _ string) error {
+	e.pending = r
+	return nil
+}
+func (e *etcdHost) Close() error { return nil }
+
+func etcdEnv(t *testing.T) *Env {
+	t.Helper()
+	c, _, err := config.Parse("test", []byte(`apiVersion: kubeforge.io/v1alpha1
+kind: Cluster
+metadata: {name: t}
+spec:
+  hosts:
+    - {name: cp1, address: 192.0.2.11, roles: [control-plane]}
+    - {name: cp2, address: 192.0.2.12, roles: [control-plane]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := certs.SpecFromCluster(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	if _, err := certs.Generate(spec, certs.Dir(state), certs.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return &Env{Cluster: c, StateDir: state, PKI: spec, Log: discardLog(), Out: io.Discard}
+}
+
+func TestEtcdMembership(t *testing.T) {
+	env := etcdEnv(t)
+	p := &etcdPhase{env: env}
+	run := func(name string, e *etcdHost) error {
+		e.puts = map[string]string{}
+		return p.Run(context.Background(), host.New(env.Cluster.Host(name), e))
+	}
+	ran := func(e *etcdHost, part string) bool {
+		for _, c := range e.ran {
+			if strings.Contains(c, part) {
+				return true
+			}
+		}
+		return false
+	}
+
+	// The first member, nobody else listening: a new cluster of one.
+	first := &etcdHost{}
+	if err := run("cp1", first); err != nil {
+		t.Fatal(err)
+	}
+	if env := first.puts[EtcdInitialClusterFile]; !strings.Contains(env, "ETCD_INITIAL_CLUSTER=cp1=https://192.0.2.11:2380\n") || !strings.Contains(env, "STATE=new") {
+		t.Errorf("first member's initial cluster:\n%s", env)
+	}
+	if ran(first, "member add") || ran(first, "member list") {
+		t.Errorf("the first member asked a cluster: %v", first.ran)
+	}
+	if unit := first.puts[UnitPath("etcd")]; strings.Contains(unit, "initial-cluster=") || !strings.Contains(unit, "EnvironmentFile=-"+EtcdInitialClusterFile) {
+		t.Errorf("membership in the unit:\n%s", unit)
+	}
+
+	// The second: added as a learner through cp1, started, promoted.
+	second := &etcdHost{
+		listening: []string{"https://192.0.2.11:2379"},
+		members:   `{"members":[{"ID":10,"name":"cp1","peerURLs":["https://192.0.2.11:2380"]}]}`,
+		addAnswer: `{"member":{"ID":4096,"peerURLs":["https://192.0.2.12:2380"],"isLearner":true}}`,
+	}
+	if err := run("cp2", second); err != nil {
+		t.Fatal(err)
+	}
+	if !ran(second, "member add cp2 --peer-urls=https://192.0.2.12:2380 --learner") || !ran(second, "member promote 1000") {
+		t.Errorf("learner join: %v", second.ran)
+	}
+	if env := second.puts[EtcdInitialClusterFile]; !strings.Contains(env, "ETCD_INITIAL_CLUSTER=cp1=https://192.0.2.11:2380,cp2=https://192.0.2.12:2380\n") || !strings.Contains(env, "STATE=existing") {
+		t.Errorf("second member's initial cluster:\n%s", env)
+	}
+
+	// A member whose host lost its data: removed, then added again.
+	stale := &etcdHost{
+		listening: []string{"https://192.0.2.11:2379"},
+		members:   `{"members":[{"ID":10,"name":"cp1","peerURLs":["https://192.0.2.11:2380"]},{"ID":255,"name":"cp2","peerURLs":["https://192.0.2.12:2380"]}]}`,
+		addAnswer: `{"member":{"ID":4097,"peerURLs":["https://192.0.2.12:2380"],"isLearner":true}}`,
+	}
+	if err := run("cp2", stale); err != nil {
+		t.Fatal(err)
+	}
+	if !ran(stale, "member remove ff") || !ran(stale, "member add cp2") {
+		t.Errorf("stale member: %v", stale.ran)
+	}
+
+	// Data, but no longer a member: refused, nothing started.
+	removed := &etcdHost{hasData: true, listening: stale.listening, members: `{"members":[{"ID":10,"name":"cp1","peerURLs":["https://192.0.2.11:2380"]}]}`}
+	if err := run("cp2", removed); err == nil || !strings.Contains(err.Error(), "was removed") {
+		t.Errorf("a removed member with data: %v", err)
+	}
+	if ran(removed, "systemctl restart etcd") || ran(removed, "member add") {
+		t.Errorf("a removed member was started or added: %v", removed.ran)
+	}
+
+	// The second member before the first runs: it says which to start.
+	early := &etcdHost{}
+	if err := run("cp2", early); err == nil || !strings.Contains(err.Error(), "cp1") {
+		t.Errorf("no member answers: %v", err)
+	}
+}
+
+func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
