@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +31,9 @@ type haMeasure struct {
 	vipMoved, apiAnswered    time.Duration
 	stopped                  string
 	join1Phases, join4Phases string
+	// busy1, busy4: how many of this machine's cores were busy, on
+	// average, during each join (every lab host runs on them).
+	busy1, busy4 float64
 }
 
 // runHA: fresh hosts; init of 3 control planes; stop the VIP holder and
@@ -56,13 +61,17 @@ func runHA(ctx context.Context, root string, l *lab.Lab, dir string) (string, er
 		p := filepath.Join(dir, fmt.Sprintf("ha-%d.yaml", n))
 		return p, os.WriteFile(p, []byte(b.String()), 0o600)
 	}
+	var busy float64
 	run := func(args ...string) (time.Duration, string, error) {
 		t0 := time.Now()
+		cpu0 := cpuTicks()
 		out, err := exec.CommandContext(ctx, kf, append(args, "--state-dir", state, "--bundle", filepath.Join(root, "dist"))...).CombinedOutput()
 		if err != nil {
 			return 0, "", fmt.Errorf("kubeforge %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
-		return time.Since(t0), string(out), nil
+		d := time.Since(t0)
+		busy = cpuTicks().busySince(cpu0)
+		return d, string(out), nil
 	}
 	phases := func(out, action string) string {
 		if m := regexp.MustCompile(action + `: done in \S+ \((.*)\)`).FindStringSubmatch(out); m != nil {
@@ -93,7 +102,7 @@ func runHA(ctx context.Context, root string, l *lab.Lab, dir string) (string, er
 	if m.join1, out, err = run("join", "-f", f4, "--host", hosts[3].Name); err != nil {
 		return "", err
 	}
-	m.join1Phases = phases(out, "join")
+	m.join1Phases, m.busy1 = phases(out, "join"), busy
 	f8, err := file(8)
 	if err != nil {
 		return "", err
@@ -105,7 +114,7 @@ func runHA(ctx context.Context, root string, l *lab.Lab, dir string) (string, er
 	if m.join4, out, err = run("join", "-f", f8, "--host", strings.Join(four, ",")); err != nil {
 		return "", err
 	}
-	m.join4Phases = phases(out, "join")
+	m.join4Phases, m.busy4 = phases(out, "join"), busy
 	return m.render(), nil
 }
 
@@ -192,8 +201,39 @@ func (m *haMeasure) render() string {
 	fmt.Fprintf(&b, "| ... and the API answers `/readyz` through the VIP | %s |\n", r(m.apiAnswered))
 	fmt.Fprintf(&b, "| join 1 worker, fresh host | %s |\n", r(m.join1))
 	fmt.Fprintf(&b, "| join 4 workers at once, fresh hosts | %s |\n", r(m.join4))
-	fmt.Fprintf(&b, "| ratio, 4 workers / 1 worker (goal ≤ 1.3) | %.2f |\n\n", float64(m.join4)/float64(m.join1))
+	fmt.Fprintf(&b, "| ratio, 4 workers / 1 worker (goal ≤ 1.3) | %.2f |\n", float64(m.join4)/float64(m.join1))
+	fmt.Fprintf(&b, "| this machine's cores busy during the joins, on average (of %d; every lab host runs on them) | 1 worker: %.2f, 4 workers: %.2f |\n\n",
+		runtime.NumCPU(), m.busy1, m.busy4)
 	fmt.Fprintf(&b, "Phases of the 3-control-plane init: %s.\n\nPhases of the 1-worker join: %s.\n\nPhases of the 4-worker join: %s.\n%s\n",
 		m.phases, m.join1Phases, m.join4Phases, haEndMark)
 	return b.String()
+}
+
+// ticks are the machine's CPU time counters from /proc/stat.
+type ticks struct{ busy, total float64 }
+
+func cpuTicks() ticks {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return ticks{}
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var t ticks
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseFloat(v, 64)
+		t.total += n
+		if i != 3 && i != 4 { // idle, iowait
+			t.busy += n
+		}
+	}
+	return t
+}
+
+// busySince is the average number of busy cores since t0.
+func (t ticks) busySince(t0 ticks) float64 {
+	if t.total <= t0.total {
+		return 0
+	}
+	return (t.busy - t0.busy) / (t.total - t0.total) * float64(runtime.NumCPU())
 }

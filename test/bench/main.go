@@ -45,10 +45,14 @@ func run(root, outFile string) error {
 	if err != nil {
 		return fmt.Errorf("%w (make lab-up)", err)
 	}
-	node := l.Hosts()[0]
-	if err := l.Recreate(ctx, node.Name); err != nil {
-		return err
+	// Every host fresh and idle: the lab's hosts share this machine's
+	// cores, so a cluster left running on one would slow the others.
+	for _, h := range l.Hosts() {
+		if err := l.Recreate(ctx, h.Name); err != nil {
+			return err
+		}
 	}
+	node := l.Hosts()[0]
 	dir, err := os.MkdirTemp("", "kubeforge-bench")
 	if err != nil {
 		return err
