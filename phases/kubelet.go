@@ -246,7 +246,18 @@ func (p *kubeletPhase) Run(ctx context.Context, h *host.Host) error {
 	if err != nil || len(missing) == 0 {
 		return err
 	}
-	_, err = ctl.Run(ctx, kubectlLocal(p.env.Cluster.Spec.ControlPlane.Port, "label node "+h.Name()+" --overwrite "+strings.Join(missing, " ")))
+	return labelNode(ctx, ctl, p.env.Cluster.Spec.ControlPlane.Port, h.Name(), nodeLabels(h.Spec))
+}
+
+// labelNode sets labels on a node through the API: a JSON merge patch of
+// the node's labels alone, fed to kubectl on stdin. No key or value is
+// ever part of a command line (the node's name is a validated DNS label).
+func labelNode(ctx context.Context, ctl *host.Host, port int, node string, labels map[string]string) error {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels}})
+	if err != nil {
+		return err
+	}
+	_, err = ctl.RunWithInput(ctx, kubectlLocal(port, "patch node "+node+" --type=merge --patch-file=/dev/stdin"), patch)
 	return err
 }
 

@@ -144,7 +144,7 @@ func (p *vipPhase) Run(ctx context.Context, h *host.Host) error {
 	}
 	// Some control plane holds the VIP and serves the API through it.
 	cp := p.env.Cluster.Spec.ControlPlane
-	probe := fmt.Sprintf("curl --silent --fail --max-time 2 --cacert %s --output /dev/null https://%s/readyz", pki("ca.crt"), cp.Endpoint)
+	probe := fmt.Sprintf("curl --silent --fail --max-time 2 --cacert %s --output /dev/null %s", pki("ca.crt"), host.Quote("https://"+cp.Endpoint+"/readyz"))
 	if err := waitFor(ctx, 90*time.Second, func() (bool, error) { return h.Check(ctx, probe) }); err != nil {
 		return fmt.Errorf("the API does not answer at the VIP (%s): %w (see journalctl -u keepalived on the control planes)", cp.Endpoint, err)
 	}

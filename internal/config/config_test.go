@@ -133,7 +133,7 @@ func TestInvalid(t *testing.T) {
 		},
 		"not YAML": {
 			func(string) string { return "a: [" },
-			[]string{"(file)"},
+			[]string{"line 1: (syntax)"},
 		},
 	} {
 		t.Run(name, func(t *testing.T) {

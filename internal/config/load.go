@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"reflect"
 	"sort"
@@ -60,8 +62,11 @@ func Parse(name string, data []byte) (*Cluster, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	present := func(path string) bool { _, ok := lines[path]; return ok }
+	zeros := explicitZeros(c, present)
 	SetDefaults(c)
-	warnings, errs := validate(c)
+	warnings, errs := validate(c, present)
+	errs = append(zeros, errs...)
 	if len(errs) > 0 {
 		for i := range errs {
 			if errs[i].Line == 0 {
@@ -78,7 +83,7 @@ func Parse(name string, data []byte) (*Cluster, []string, error) {
 // in messages.
 func Check(name string, c *Cluster) ([]string, error) {
 	SetDefaults(c)
-	warnings, errs := validate(c)
+	warnings, errs := validate(c, nil)
 	if len(errs) > 0 {
 		return warnings, &InvalidError{File: name, Fields: errs}
 	}
@@ -91,14 +96,21 @@ func decode(name string, data []byte) (*Cluster, lineIndex, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
-		return nil, nil, &InvalidError{File: name, Fields: []FieldError{{Path: "(file)", Msg: yamlMessage(err)}}}
+		if errors.Is(err, io.EOF) {
+			return nil, nil, &InvalidError{File: name, Fields: []FieldError{{Path: "(file)", Msg: emptyFile}}}
+		}
+		return nil, nil, &InvalidError{File: name, Fields: []FieldError{syntaxError(err, data)}}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		return nil, nil, &InvalidError{File: name, Fields: []FieldError{{Path: "(file)", Line: extra.Line, Msg: "holds more than one YAML document; put one Cluster in it"}}}
 	}
-	if len(root.Content) == 0 {
-		return nil, nil, &InvalidError{File: name, Fields: []FieldError{{Path: "(file)", Msg: "is empty; 'kubeforge config example' prints a commented one"}}}
+	if len(root.Content) == 0 || root.Content[0].Kind == yaml.ScalarNode && root.Content[0].Tag == "!!null" {
+		return nil, nil, &InvalidError{File: name, Fields: []FieldError{{Path: "(file)", Msg: emptyFile}}}
+	}
+	if root.Content[0].Kind != yaml.MappingNode {
+		return nil, nil, &InvalidError{File: name, Fields: []FieldError{{Path: "(file)", Line: root.Content[0].Line,
+			Msg: "is not a Cluster: it should be a mapping that starts with apiVersion: " + APIVersion}}}
 	}
 	lines := lineIndex{}
 	var errs []FieldError
@@ -169,7 +181,13 @@ func checkFields(n *yaml.Node, t reflect.Type, path string, lines lineIndex, err
 		}
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
 		for i, item := range n.Content {
-			checkFields(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), lines, errs)
+			p := fmt.Sprintf("%s[%d]", path, i)
+			if t.Elem().Kind() == reflect.Struct && item.Kind == yaml.ScalarNode && item.Tag == "!!null" {
+				// The decoder would drop it silently, shifting every index.
+				*errs = append(*errs, FieldError{Path: p, Line: item.Line, Msg: "is an empty entry (a '-' with nothing after it): fill it in or remove it"})
+				continue
+			}
+			checkFields(item, t.Elem(), p, lines, errs)
 		}
 	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -245,7 +263,19 @@ func editDistance(a, b string) int {
 func typeErrors(err error, lines lineIndex) []FieldError {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
-		return []FieldError{{Path: "(file)", Msg: yamlMessage(err)}}
+		// A field's own decoder (a duration): "line N: why".
+		msg, line := yamlMessage(err), 0
+		if rest, ok := strings.CutPrefix(msg, "line "); ok {
+			if n, tail, ok := strings.Cut(rest, ": "); ok {
+				line, _ = strconv.Atoi(n)
+				msg = tail
+			}
+		}
+		path := lines.pathAt(line)
+		if path == "" {
+			path = "(file)"
+		}
+		return []FieldError{{Path: path, Line: line, Msg: msg}}
 	}
 	out := make([]FieldError, 0, len(te.Errors))
 	for _, e := range te.Errors {
@@ -265,6 +295,32 @@ func yamlMessage(err error) string {
 	return strings.TrimPrefix(err.Error(), "yaml: ")
 }
 
+const emptyFile = "the cluster file is empty (or holds only comments): 'kubeforge config example' prints a commented one"
+
+// syntaxError words a YAML parse error with its line, and calls a tab in
+// the indentation a tab (YAML's own words for it are cryptic).
+func syntaxError(err error, data []byte) FieldError {
+	msg := yamlMessage(err)
+	line := 0
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if n, tail, ok := strings.Cut(rest, ": "); ok {
+			line, _ = strconv.Atoi(n)
+			msg = tail
+		}
+	}
+	lines := strings.Split(string(data), "\n")
+	// The parser may report the line after the tab: look at both.
+	for _, l := range []int{line, line - 1} {
+		if l >= 1 && l <= len(lines) {
+			indent := lines[l-1][:len(lines[l-1])-len(strings.TrimLeft(lines[l-1], " \t"))]
+			if strings.Contains(indent, "\t") {
+				return FieldError{Path: "(syntax)", Line: l, Msg: "a tab in the indentation: YAML indents with spaces only"}
+			}
+		}
+	}
+	return FieldError{Path: "(syntax)", Line: line, Msg: msg}
+}
+
 // UnmarshalYAML reads "90s", "8760h" or "365d".
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if err := d.UnmarshalText([]byte(n.Value)); err != nil {
@@ -278,14 +334,20 @@ func (d *Duration) UnmarshalText(text []byte) error {
 	s := strings.TrimSpace(string(text))
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		v, err := strconv.ParseFloat(days, 64)
-		if err != nil {
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 			return fmt.Errorf("invalid duration %q: use e.g. 8760h or 365d", s)
+		}
+		if math.Abs(v*float64(24*time.Hour)) >= math.MaxInt64 {
+			return fmt.Errorf("duration %q is too long: at most about 106751d (290 years)", s)
 		}
 		d.Duration = time.Duration(v * float64(24*time.Hour))
 		return nil
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
+		if strings.Contains(err.Error(), "overflow") {
+			return fmt.Errorf("duration %q is too long: at most about 2562047h (290 years)", s)
+		}
 		return fmt.Errorf("invalid duration %q: use e.g. 8760h or 365d", s)
 	}
 	d.Duration = v

@@ -48,9 +48,9 @@ metadata: {name: novip}
 spec:
   ssh: {port: 1, connectTimeout: 1s}
   hosts:
-    - {name: cp1, address: 127.0.0.1, roles: [control-plane]}
-    - {name: cp2, address: 127.0.0.2, roles: [control-plane]}
-    - {name: cp3, address: 127.0.0.3, roles: [control-plane]}
+    - {name: cp1, address: 192.0.2.1, roles: [control-plane]}
+    - {name: cp2, address: 192.0.2.2, roles: [control-plane]}
+    - {name: cp3, address: 192.0.2.3, roles: [control-plane]}
 `)
 	code, _, errOut := run(t, "init", "-f", cluster, "--state-dir", t.TempDir(), "--bundle", writeBundle(t))
 	if code == 0 || !strings.Contains(errOut, "3 control planes but no spec.controlPlane.vip") || !strings.Contains(errOut, "single point of failure") {
