@@ -39,7 +39,7 @@ KUBEFORGE_X := -X 'github.com/kubeforge/kubeforge/internal/version.Version=$(VER
 MODULES := . components/coredns components/flanneld components/cni
 
 .PHONY: all build kubeforge kube components pause coredns flanneld cni bundle \
-        test unit integration e2e e2e-run e2e-ha e2e-ha-run demo bench lint fmt vet clean
+        test unit fuzz integration e2e e2e-run e2e-ha e2e-ha-run demo bench lint fmt vet clean
 
 include test/lab/lab.mk
 
@@ -85,6 +85,13 @@ test: lint unit integration e2e
 
 unit:
 	@for m in $(MODULES); do echo "== go test $$m"; (cd $$m && $(GO) test -count=1 ./...); done
+	$(MAKE) fuzz FUZZTIME=20s
+
+# The cluster file loader against generated inputs: no panic, one answer,
+# bounded time (internal/config/fuzz_test.go). make test runs it briefly.
+FUZZTIME ?= 5m
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/config/
 
 # Tests that start real processes from the built binaries.
 integration: build bundle

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,15 +50,27 @@ func (e *InvalidError) Error() string {
 // Load reads, strictly decodes, defaults and validates a cluster file.
 // Warnings are problems that do not stop kubeforge (an even etcd count).
 func Load(path string) (*Cluster, []string, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("cluster file: %w", err)
 	}
 	return Parse(path, data)
 }
 
+// MaxFileSize bounds a cluster file: a few hundred hosts fit in far less.
+const MaxFileSize = 1 << 20
+
 // Parse is Load for data already read; name is used in messages.
 func Parse(name string, data []byte) (*Cluster, []string, error) {
+	if len(data) > MaxFileSize {
+		return nil, nil, &InvalidError{File: name, Fields: []FieldError{{Path: "(file)",
+			Msg: fmt.Sprintf("is %d bytes, over %d: is it the cluster file?", len(data), MaxFileSize)}}}
+	}
 	c, lines, err := decode(name, data)
 	if err != nil {
 		return nil, nil, err
@@ -144,14 +157,45 @@ func (l lineIndex) line(path string) int {
 }
 
 // pathAt returns the deepest field path on a line.
+// Several fields on one line (flow style, "hosts: [a, b]") cannot be told
+// apart by line: their common parent is named then.
 func (l lineIndex) pathAt(line int) string {
-	best := "(value)"
+	var on []string
 	for p, n := range l {
-		if n == line && (best == "(value)" || len(p) > len(best)) {
-			best = p
+		if n == line {
+			on = append(on, p)
 		}
 	}
-	return best
+	if len(on) == 0 {
+		return "(value)"
+	}
+	sort.Strings(on)
+	deepest := 0
+	for _, p := range on {
+		deepest = max(deepest, strings.Count(p, ".")+strings.Count(p, "["))
+	}
+	var top []string
+	for _, p := range on {
+		if strings.Count(p, ".")+strings.Count(p, "[") == deepest {
+			top = append(top, p)
+		}
+	}
+	if len(top) == 1 {
+		return top[0]
+	}
+	common := top[0]
+	for _, p := range top[1:] {
+		for !strings.HasPrefix(p, common) {
+			common = common[:len(common)-1]
+		}
+	}
+	if i := strings.LastIndexAny(common, ".["); i > 0 && common != top[0] {
+		common = common[:i]
+	}
+	if common == "" {
+		return "(value)"
+	}
+	return common
 }
 
 // checkFields walks a YAML node against the Go type it decodes into and
@@ -329,6 +373,10 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// durationShape is what time.ParseDuration reads; a string of this shape
+// that it refuses is too long.
+var durationShape = regexp.MustCompile(`^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))*$`)
+
 // UnmarshalText reads "90s", "8760h" or "365d".
 func (d *Duration) UnmarshalText(text []byte) error {
 	s := strings.TrimSpace(string(text))
@@ -345,7 +393,7 @@ func (d *Duration) UnmarshalText(text []byte) error {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		if strings.Contains(err.Error(), "overflow") {
+		if durationShape.MatchString(s) { // well formed: it overflowed
 			return fmt.Errorf("duration %q is too long: at most about 2562047h (290 years)", s)
 		}
 		return fmt.Errorf("invalid duration %q: use e.g. 8760h or 365d", s)
