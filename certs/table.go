@@ -195,6 +195,10 @@ func leafNames() []string {
 		AdminConf, SuperAdminConf, ControllerManagerConf, SchedulerConf, KubeletConf}
 }
 
+// IsCAName reports whether name is a CA's (or the service-account key's):
+// renewal refuses those.
+func IsCAName(name string) bool { return isCAName(name) }
+
 func isCAName(name string) bool {
 	switch strings.TrimSuffix(name, CertExt) {
 	case CAName, EtcdCAName, FrontProxyCAName, EtcdCABase, ServiceAccountKey:

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -244,10 +245,34 @@ func TestInitWorkers(t *testing.T) {
 	controlOnly := clusterFile(t, "workers", names[:1], hostGW, func(s string) string {
 		return strings.Replace(s, "[control-plane, worker]", "[control-plane]", 1)
 	})
-	cluster := clusterFile(t, "workers", names, hostGW, nil)
+	// The first worker carries a legal but unusual label: a prefixed key,
+	// a 63-character value with dots, dashes and underscores.
+	rackValue := "row-7.rack_12." + strings.Repeat("x", 63-len("row-7.rack_12.")-1) + "z"
+	withLabel := func(value string) func(string) string {
+		return func(s string) string {
+			return strings.Replace(s, "roles: [worker]\n", "roles: [worker]\n      labels:\n        example.com/rack: "+strconvQuote(value)+"\n", 1)
+		}
+	}
+	cluster := clusterFile(t, "workers", names, hostGW, withLabel(rackValue))
 	state := filepath.Join(t.TempDir(), "state")
 	r := mustRun(t, nil, "init", "-f", controlOnly, "--state-dir", state)
 	t.Logf("init of the control plane: %s", doneLine(r.out))
+
+	// A label that would run a command, were it pasted into a shell: refused
+	// by validation (exit 3) before any host is contacted.
+	evil := clusterFile(t, "workers", names, hostGW, withLabel("$(touch /tmp/pwned)"))
+	bad := run(t, nil, "join", "-f", evil, "--state-dir", state, "--host", names[1])
+	if bad.code != 3 || !strings.Contains(bad.err, "labels.example.com/rack") || !strings.Contains(bad.err, "not a label value") {
+		t.Errorf("a label carrying a command: %s", bad)
+	}
+	for _, n := range names {
+		if out := onHost(t, n, "ls /tmp/pwned 2>/dev/null || true"); strings.TrimSpace(out) != "" {
+			t.Errorf("%s: /tmp/pwned exists", n)
+		}
+	}
+	if strings.Contains(bad.out, "[connect]") {
+		t.Errorf("the refused join connected to hosts:\n%s", bad.out)
+	}
 	joined := mustRun(t, nil, "join", "-f", cluster, "--state-dir", state, "--host", names[1]+","+names[2])
 	t.Logf("join --host of 2 workers: %s", doneLine(joined.out))
 	pids := mainPID(t, names[0], "kube-apiserver") + mainPID(t, names[1], "kubelet") + mainPID(t, names[2], "kubelet")
@@ -267,6 +292,9 @@ func TestInitWorkers(t *testing.T) {
 			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 		return strings.TrimSpace(string(out))
+	}
+	if got := kubectl("get", "node", names[1], "-o", `jsonpath={.metadata.labels.example\.com/rack}`); got != rackValue {
+		t.Errorf("label example.com/rack on %s: %q, want %q", names[1], got, rackValue)
 	}
 	ready := kubectl("get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status} {end}")
 	for _, n := range names {
@@ -301,3 +329,6 @@ func TestInitWorkers(t *testing.T) {
 		}
 	}
 }
+
+// strconvQuote is a YAML double-quoted string.
+func strconvQuote(s string) string { return strconv.Quote(s) }

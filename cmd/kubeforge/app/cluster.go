@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/kubeforge/kubeforge/internal/config"
@@ -18,12 +19,24 @@ func loadCluster(deps *Deps, path string) (*config.Cluster, error) {
 	if path == "" {
 		return nil, usageError{errors.New("no cluster file: pass -f cluster.yaml ('kubeforge config example' prints one)")}
 	}
+	switch fi, err := os.Stat(path); {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, usageError{fmt.Errorf("cluster file %s does not exist: check the path given to -f ('kubeforge config example' prints one)", path)}
+	case err != nil:
+		return nil, inputError{fmt.Errorf("cluster file: %w", err)}
+	case fi.IsDir():
+		return nil, usageError{fmt.Errorf("%s is a directory: -f takes the cluster file itself", path)}
+	}
 	c, warnings, err := config.Load(path)
 	for _, w := range warnings {
 		deps.Log.Warn(w, "file", path)
 		fmt.Fprintf(deps.IO.ErrOut, "Warning: %s: %s\n", path, w)
 	}
 	if err != nil {
+		var invalid *config.InvalidError
+		if !errors.As(err, &invalid) {
+			err = inputError{err} // unreadable
+		}
 		return nil, err
 	}
 	// Key paths: ~ is the user's home, relative paths are relative to the
@@ -62,4 +75,46 @@ func stateDir(deps *Deps, clusterName string) (string, error) {
 		return "", fmt.Errorf("no home directory for the state directory: pass --state-dir: %w", err)
 	}
 	return filepath.Join(home, ".kubeforge", clusterName), nil
+}
+
+// checkLocal checks what can be checked on this machine before any host
+// is contacted: the key files exist and can be read, and the environment
+// variables the cluster file names for secrets are set. Each problem
+// names the field, once, and what to do.
+func checkLocal(c *config.Cluster) error {
+	var problems []string
+	seen := map[string]bool{}
+	say := func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		if !seen[msg] {
+			seen[msg] = true
+			problems = append(problems, msg)
+		}
+	}
+	for _, h := range c.Spec.Hosts {
+		if h.Local {
+			continue
+		}
+		s := h.SSH
+		for field, p := range map[string]string{"keyPath": s.KeyPath, "bastionKeyPath": s.BastionKeyPath} {
+			if p == "" {
+				continue
+			}
+			if f, err := os.Open(p); err != nil {
+				say("ssh.%s %s: %v", field, p, errors.Unwrap(err))
+			} else {
+				f.Close()
+			}
+		}
+		for field, name := range map[string]string{"passphraseEnv": s.PassphraseEnv, "passwordEnv": s.PasswordEnv, "sudoPasswordEnv": s.SudoPasswordEnv} {
+			if _, ok := os.LookupEnv(name); name != "" && !ok {
+				say("ssh.%s names %s, which is not set: export it before running kubeforge", field, name)
+			}
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	sort.Strings(problems)
+	return inputError{fmt.Errorf("before connecting to any host:\n  %s", strings.Join(problems, "\n  "))}
 }

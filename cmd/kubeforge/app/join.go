@@ -226,6 +226,13 @@ const JoinStateDir = "/var/lib/kubeforge/join"
 // changed in any way: the flags, the bundle, the token and CA hash against
 // the cluster, the node name, the certificate key.
 func runJoinNode(ctx context.Context, deps *Deps, opts *JoinOptions) error {
+	pb, err := playbooks.Load("join-node")
+	if err != nil {
+		return err
+	}
+	if err := checkActionOptions(pb, &opts.ActionOptions); err != nil {
+		return err
+	}
 	tok, err := bootstraptoken.Parse(opts.Token)
 	if err != nil {
 		return usageError{fmt.Errorf("--token: %w", err)}
@@ -345,10 +352,6 @@ func runJoinNode(ctx context.Context, deps *Deps, opts *JoinOptions) error {
 			return phases.NewNodeCerts(env, name, res.CAPEM, shared), nil
 		}
 		return phases.New(phase, env)
-	}
-	pb, err := playbooks.Load("join-node")
-	if err != nil {
-		return err
 	}
 	run := &actionRun{Cluster: c, Pool: pool, Env: env, Runner: runner}
 	a := action{after: func(ctx context.Context, deps *Deps, run *actionRun) error {

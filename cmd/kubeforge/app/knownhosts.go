@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +16,9 @@ type KnownHostsAcceptOptions struct {
 	Host        string
 	Fingerprint string
 }
+
+// fingerprintFormat is what ssh-keygen -l prints for a SHA256 fingerprint.
+var fingerprintFormat = regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`)
 
 // NewCmdKnownHosts builds `kubeforge known-hosts`.
 func NewCmdKnownHosts(deps *Deps) *cobra.Command {
@@ -43,6 +47,9 @@ refused until you accept it here, deliberately.`,
 			opts.Host = args[0]
 			if opts.Fingerprint == "" {
 				return usageError{fmt.Errorf("--fingerprint is required: the SHA256 fingerprint you checked on the host")}
+			}
+			if !fingerprintFormat.MatchString(opts.Fingerprint) {
+				return usageError{fmt.Errorf("--fingerprint %q is not a SHA256 fingerprint: it looks like SHA256:<43 characters>, as 'ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub' prints it on the host", opts.Fingerprint)}
 			}
 			c, err := loadCluster(deps, opts.File)
 			if err != nil {

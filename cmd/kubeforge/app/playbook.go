@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/kubeforge/kubeforge/components/bundle"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
 	"github.com/kubeforge/kubeforge/internal/ssh"
@@ -144,9 +146,21 @@ func addActionFlags(cmd *cobra.Command, opts *ActionOptions, withSkip bool) {
 
 // runAction plays an action's playbook over the hosts of a cluster file.
 func runAction(ctx context.Context, deps *Deps, a action, pb *playbooks.Playbook, opts *ActionOptions) error {
+	if err := checkActionOptions(pb, opts); err != nil {
+		return err
+	}
 	c, err := loadCluster(deps, opts.File)
 	if err != nil {
 		return err
+	}
+	if err := checkLocal(c); err != nil {
+		return err
+	}
+	var b loadedBundle
+	if a.needsBundle {
+		if b.dir, b.manifest, err = loadBundle(deps.Global.Bundle); err != nil {
+			return err
+		}
 	}
 	state, err := stateDir(deps, c.Metadata.Name)
 	if err != nil {
@@ -157,10 +171,8 @@ func runAction(ctx context.Context, deps *Deps, a action, pb *playbooks.Playbook
 			return err
 		}
 	}
-	env, err := newEnv(deps, c, state, opts, a.needsBundle)
-	if err != nil {
-		return err
-	}
+	env := &phases.Env{Cluster: c, StateDir: state, BundleDir: b.dir, Bundle: b.manifest, Log: deps.Log, Out: deps.IO.Out,
+		DryRun: opts.DryRun, IgnorePreflight: opts.IgnorePreflight}
 	known := &ssh.KnownHosts{
 		Path: filepath.Join(state, "known_hosts"),
 		OnNewKey: func(hostName, addr, fp string) {
@@ -183,17 +195,24 @@ func runAction(ctx context.Context, deps *Deps, a action, pb *playbooks.Playbook
 	return play(ctx, deps, a, pb, run)
 }
 
-// newEnv is the phases' environment of a run.
-func newEnv(deps *Deps, c *config.Cluster, state string, opts *ActionOptions, needsBundle bool) (*phases.Env, error) {
-	env := &phases.Env{Cluster: c, StateDir: state, Log: deps.Log, Out: deps.IO.Out, DryRun: opts.DryRun, IgnorePreflight: opts.IgnorePreflight}
-	if needsBundle {
-		dir, m, err := loadBundle(deps.Global.Bundle)
-		if err != nil {
-			return nil, err
-		}
-		env.BundleDir, env.Bundle = dir, m
+// checkActionOptions checks the flags a playbook run reads, before the
+// banner, the log file or any host.
+func checkActionOptions(pb *playbooks.Playbook, opts *ActionOptions) error {
+	if opts.Concurrency < 1 {
+		return usageError{fmt.Errorf("--parallel %d: give 1 or more (hosts worked on at once)", opts.Concurrency)}
 	}
-	return env, nil
+	for _, s := range opts.SkipPhases {
+		if !slices.Contains(pb.Phases(), s) {
+			return usageError{fmt.Errorf("--skip-phases: %s has no phase %q (its phases: %s)", pb.Name, s, strings.Join(pb.Phases(), ", "))}
+		}
+	}
+	return nil
+}
+
+// loadedBundle is the bundle a run installs from.
+type loadedBundle struct {
+	dir      string
+	manifest *bundle.Manifest
 }
 
 func newRunner(deps *Deps, env *phases.Env, pool *phases.Pool, opts *ActionOptions) *phases.Runner {

@@ -98,12 +98,7 @@ of binaries built from upstream source. Nothing is downloaded at install time.`,
 
   # Shell completion
   source <(kubeforge completion bash)`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usageError{fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())}
-			}
-			return nil
-		},
+		Args:          noArgs,
 		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 		SilenceUsage:  true, // errors are not usage mistakes; usage errors say so themselves
 		SilenceErrors: true, // handleError prints them, once
@@ -163,7 +158,7 @@ func applyConfig(cmd *cobra.Command, configFile string) error {
 	if configFile != "" {
 		v.SetConfigFile(configFile)
 		if err := v.ReadInConfig(); err != nil {
-			return fmt.Errorf("settings file %s: %w", configFile, err)
+			return usageError{fmt.Errorf("settings file %s (--config or %s_CONFIG): %w", configFile, EnvPrefix, err)}
 		}
 	}
 	var errs []error

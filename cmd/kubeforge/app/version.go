@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -149,9 +150,34 @@ func bundleCandidates() []string {
 }
 
 // noArgs rejects positional arguments as a usage error.
+// A command with subcommands calls an argument an unknown command, with
+// cobra's "did you mean" suggestions.
 func noArgs(cmd *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return usageError{fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), args)}
+	switch {
+	case len(args) == 0:
+		return nil
+	case cmd.HasAvailableSubCommands():
+		return unknownCommand(cmd, args[0])
 	}
-	return nil
+	return usageError{fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), args)}
+}
+
+// unknownCommand names the subcommands there are, and the likely one.
+func unknownCommand(cmd *cobra.Command, arg string) error {
+	msg := fmt.Sprintf("unknown command %q for %q", arg, cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's own default, set only on its own path
+	}
+	if s := cmd.SuggestionsFor(arg); len(s) > 0 {
+		msg += ": did you mean \"" + strings.Join(s, `" or "`) + "\"?"
+	} else {
+		var names []string
+		for _, c := range cmd.Commands() {
+			if c.IsAvailableCommand() {
+				names = append(names, c.Name())
+			}
+		}
+		msg += " (commands: " + strings.Join(names, ", ") + ")"
+	}
+	return usageError{errors.New(msg)}
 }
