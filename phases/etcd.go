@@ -146,28 +146,29 @@ func (p *etcdPhase) isFirst(h *host.Host) bool {
 
 func (p *etcdPhase) inspect(ctx context.Context, h *host.Host) (membership, error) {
 	var m membership
-	var err error
-	if m.hasData, err = h.Check(ctx, "[ -d "+EtcdDataDir+"/member/wal ]"); err != nil {
-		return m, err
-	}
-	// Which peers listen at all: a TCP connect with a one-second bound,
-	// so a new cluster's first member does not wait on etcdctl's timeouts
-	// for members that do not exist yet.
-	others := p.others(h)
-	if len(others) == 0 {
-		return m, nil
-	}
+	// One round trip: whether this host holds a member's data, and which
+	// peers listen at all (a TCP connect bounded to a second, so a new
+	// cluster's first member does not wait on etcdctl's timeouts for
+	// members that do not exist yet). key=value lines, read by key.
 	var probe strings.Builder
-	for _, u := range others {
+	fmt.Fprintf(&probe, "[ -d %s/member/wal ] && echo data=1\n", EtcdDataDir)
+	for _, u := range p.others(h) {
 		ap := netip.MustParseAddrPort(strings.TrimPrefix(u, "https://"))
-		fmt.Fprintf(&probe, "timeout 1 bash -c 'exec 3<>/dev/tcp/%s/%d' 2>/dev/null && echo %s\n", ap.Addr(), ap.Port(), u)
+		fmt.Fprintf(&probe, "timeout 1 bash -c 'exec 3<>/dev/tcp/%s/%d' 2>/dev/null && echo listening=%s\n", ap.Addr(), ap.Port(), u)
 	}
 	probe.WriteString("true\n")
 	out, err := h.Run(ctx, probe.String())
 	if err != nil {
 		return m, err
 	}
-	m.peers = strings.Fields(out)
+	for _, line := range strings.Split(out, "\n") {
+		switch key, v, _ := strings.Cut(line, "="); key {
+		case "data":
+			m.hasData = true
+		case "listening":
+			m.peers = append(m.peers, v)
+		}
+	}
 	if len(m.peers) == 0 {
 		return m, nil
 	}

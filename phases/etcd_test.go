@@ -29,12 +29,15 @@ func (e *etcdHost) Run(_ context.Context, cmd string, stdin io.Reader) (ssh.Resu
 	e.ran = append(e.ran, cmd)
 	ok := ssh.Result{}
 	switch {
-	case strings.Contains(cmd, "/member/wal"):
-		if !e.hasData {
-			ok.ExitCode = 1
+	case strings.Contains(cmd, "/member/wal"): // the probe: data, then peers
+		var out []string
+		if e.hasData {
+			out = append(out, "data=1")
 		}
-	case strings.Contains(cmd, "/dev/tcp/"):
-		ok.Stdout = []byte(strings.Join(e.listening, "\n"))
+		for _, u := range e.listening {
+			out = append(out, "listening="+u)
+		}
+		ok.Stdout = []byte(strings.Join(out, "\n"))
 	case strings.Contains(cmd, "member list"):
 		ok.Stdout = []byte(e.members)
 	case strings.Contains(cmd, "member add"):

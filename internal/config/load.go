@@ -266,21 +266,27 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 
 // suggest proposes the known field closest to a misspelt one.
 func suggest(key string, fields map[string]reflect.Type) string {
-	best, bestDist := "", 3
 	names := make([]string, 0, len(fields))
 	for n := range fields {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	for _, n := range names {
-		if d := editDistance(strings.ToLower(key), strings.ToLower(n)); d < bestDist {
-			best, bestDist = n, d
-		}
-	}
-	if best != "" {
+	if best := Closest(key, names); best != "" {
 		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
 	return fmt.Sprintf(" (known fields: %s)", strings.Join(names, ", "))
+}
+
+// Closest is the name a typo most likely meant: the nearest by edit
+// distance (ignoring case), if within two edits; "" otherwise.
+func Closest(word string, names []string) string {
+	best, bestDist := "", 3
+	for _, n := range names {
+		if d := editDistance(strings.ToLower(word), strings.ToLower(n)); d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	return best
 }
 
 func editDistance(a, b string) int {

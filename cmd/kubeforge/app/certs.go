@@ -302,7 +302,7 @@ func runCertsRenew(deps *Deps, opts *CertsRenewOptions) error {
 	for _, n := range opts.Names {
 		if !slices.Contains(known, n) && !certs.IsCAName(n) {
 			msg := fmt.Sprintf("unknown certificate %q", n)
-			if close := closest(n, known); close != "" {
+			if close := config.Closest(n, known); close != "" {
 				msg += fmt.Sprintf(": did you mean %q?", close)
 			}
 			return usageError{fmt.Errorf("%s (names: %s)", msg, strings.Join(known, ", "))}
@@ -382,36 +382,4 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
-}
-
-// closest is the name nearest to s (by edit distance), if near enough to
-// be a typo.
-func closest(s string, names []string) string {
-	best, dist := "", 3
-	for _, n := range names {
-		if d := editDistance(s, n); d < dist {
-			best, dist = n, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
