@@ -167,14 +167,18 @@ func (d Desired) Apply(ctx context.Context, h *host.Host, changedBefore ...strin
 	for _, f := range d.allFiles() {
 		byPath[f.Path] = f
 	}
+	// All of a phase's changed files together: a certificate never lands
+	// without its key.
+	var writes []host.Write
 	for _, p := range c.Files {
 		f := byPath[p]
 		if f.Pending {
 			return c, fmt.Errorf("%s: no content to write (a dry-run placeholder)", f.Path)
 		}
-		if err := h.Put(ctx, f.Path, f.Data, f.Mode); err != nil {
-			return c, err
-		}
+		writes = append(writes, host.Write{Path: f.Path, Data: f.Data, Mode: f.Mode})
+	}
+	if err := h.PutAll(ctx, writes); err != nil {
+		return c, err
 	}
 	if c.Reloaded {
 		if _, err := h.Run(ctx, "systemctl daemon-reload"); err != nil {

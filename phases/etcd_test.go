@@ -21,6 +21,7 @@ type etcdHost struct {
 	members   string   // member list -w json
 	addAnswer string   // member add -w json
 	ran       []string
+	staged    map[string]string
 	puts      map[string]string
 	pending   io.Reader
 }
@@ -47,10 +48,18 @@ func (e *etcdHost) Run(_ context.Context, cmd string, stdin io.Reader) (ssh.Resu
 	case strings.HasPrefix(cmd, "systemctl is-active"):
 		ok.Stdout = []byte("inactive\n")
 	case strings.Contains(cmd, "install -m"):
-		// Host.put's install script: the staged data is the last Put.
-		dst := cmd[strings.LastIndex(cmd, " ")+1:]
+		// Host.stage: the data of the last Put goes to a file beside
+		// the target (the install's last word)...
+		tmp := cmd[strings.LastIndex(cmd, " ")+1:]
 		data, _ := io.ReadAll(e.pending)
-		e.puts[strings.Trim(dst, "'")] = string(data)
+		e.staged[strings.Trim(tmp, "'")] = string(data)
+	case strings.HasPrefix(cmd, "set -e\nmv -f "):
+		// ...and Host.commit renames the staged files into place.
+		for _, line := range strings.Split(cmd, "\n")[1:] {
+			if f := strings.Fields(line); len(f) == 4 {
+				e.puts[strings.Trim(f[3], "'")] = e.staged[strings.Trim(f[2], "'")]
+			}
+		}
 	}
 	return ok, nil
 }
@@ -89,7 +98,7 @@ func TestEtcdMembership(t *testing.T) {
 	env := etcdEnv(t)
 	p := &etcdPhase{env: env}
 	run := func(name string, e *etcdHost) error {
-		e.puts = map[string]string{}
+		e.puts, e.staged = map[string]string{}, map[string]string{}
 		return p.Run(context.Background(), host.New(env.Cluster.Host(name), e))
 	}
 	ran := func(e *etcdHost, part string) bool {

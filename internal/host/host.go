@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"sort"
 	"strings"
 	"time"
 
@@ -226,26 +227,95 @@ func (h *Host) Put(ctx context.Context, p string, data []byte, mode FileMode) er
 	return h.put(ctx, bytes.NewReader(data), p, SumOf(data), mode)
 }
 
-// put stages r in a private temporary file as the login user, checks its
-// sha256, then as root installs it next to p and renames it over p.
+// put writes one file: staged, then renamed into place.
 func (h *Host) put(ctx context.Context, r io.Reader, p, sha string, mode FileMode) error {
-	stage := "/tmp/.kubeforge-" + randomSuffix()
-	if err := h.t.Put(ctx, r, stage); err != nil {
-		_, _ = h.RunAsUser(context.WithoutCancel(ctx), "rm -f "+quote(stage))
-		return h.Errorf("upload %s: %w", p, err)
+	tmp, err := h.stage(ctx, r, p, sha, mode)
+	if err != nil {
+		return err
+	}
+	return h.commit(ctx, map[string]string{tmp: p})
+}
+
+// Write is one file of PutAll.
+type Write struct {
+	Path string
+	Data []byte
+	Mode FileMode
+}
+
+// PutAll writes several files so that a host never holds some of them
+// new and some old: each is staged next to its target first, and only
+// when all are there are they renamed into place, in one command. A
+// certificate and its key change together.
+func (h *Host) PutAll(ctx context.Context, files []Write) error {
+	staged := map[string]string{}
+	for _, f := range files {
+		tmp, err := h.stage(ctx, bytes.NewReader(f.Data), f.Path, SumOf(f.Data), f.Mode)
+		if err != nil {
+			h.discard(ctx, staged)
+			return err
+		}
+		staged[tmp] = f.Path
+	}
+	return h.commit(ctx, staged)
+}
+
+// stage uploads r to a private temporary file as the login user, checks
+// its sha256, then as root installs it beside p (same directory, same
+// file system) and returns that path.
+func (h *Host) stage(ctx context.Context, r io.Reader, p, sha string, mode FileMode) (string, error) {
+	upload := "/tmp/.kubeforge-" + randomSuffix()
+	if err := h.t.Put(ctx, r, upload); err != nil {
+		_, _ = h.RunAsUser(context.WithoutCancel(ctx), "rm -f "+quote(upload))
+		return "", h.Errorf("upload %s: %w", p, err)
 	}
 	owner, group, _ := strings.Cut(mode.owner(), ":")
 	tmp := path.Join(path.Dir(p), "."+path.Base(p)+".kubeforge-"+randomSuffix())
 	script := fmt.Sprintf(`set -e
-trap 'rm -f %[1]s %[2]s' EXIT
+trap 'rm -f %[1]s' EXIT
 if [ "$(sha256sum < %[1]s | cut -d' ' -f1)" != %[3]s ]; then echo "upload corrupted in transit" >&2; exit 1; fi
 mkdir -p %[4]s
-install -m %[5]o -o %[6]s -g %[7]s %[1]s %[2]s
-mv -f %[2]s %[8]s`, quote(stage), quote(tmp), quote(sha), quote(path.Dir(p)), mode.Perm, quote(owner), quote(group), quote(p))
+install -m %[5]o -o %[6]s -g %[7]s %[1]s %[2]s`, quote(upload), quote(tmp), quote(sha), quote(path.Dir(p)), mode.Perm, quote(owner), quote(group))
 	if _, err := h.Run(ctx, script); err != nil {
-		return fmt.Errorf("install %s: %w", p, err)
+		_, _ = h.Run(context.WithoutCancel(ctx), "rm -f "+quote(tmp))
+		return "", fmt.Errorf("install %s: %w", p, err)
+	}
+	return tmp, nil
+}
+
+// commit renames staged files over their targets in one command.
+func (h *Host) commit(ctx context.Context, staged map[string]string) error {
+	if len(staged) == 0 {
+		return nil
+	}
+	tmps := make([]string, 0, len(staged))
+	for tmp := range staged {
+		tmps = append(tmps, tmp)
+	}
+	sort.Strings(tmps)
+	var script strings.Builder
+	script.WriteString("set -e\n")
+	for _, tmp := range tmps {
+		fmt.Fprintf(&script, "mv -f %s %s\n", quote(tmp), quote(staged[tmp]))
+	}
+	if _, err := h.Run(ctx, script.String()); err != nil {
+		h.discard(ctx, staged)
+		return fmt.Errorf("put %d files in place: %w", len(staged), err)
 	}
 	return nil
+}
+
+// discard removes staged files that will not be committed.
+func (h *Host) discard(ctx context.Context, staged map[string]string) {
+	if len(staged) == 0 {
+		return
+	}
+	var cmd strings.Builder
+	cmd.WriteString("rm -f")
+	for tmp := range staged {
+		cmd.WriteString(" " + quote(tmp))
+	}
+	_, _ = h.Run(context.WithoutCancel(ctx), cmd.String())
 }
 
 func randomSuffix() string {

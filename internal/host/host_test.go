@@ -235,3 +235,49 @@ func TestMissingPackagesOnThisMachine(t *testing.T) {
 		t.Fatalf("missing %v, %v", missing, err)
 	}
 }
+
+// PutAll stages every file before it renames any, and renames them in one
+// command; a file that fails to stage leaves every target as it was.
+func TestPutAllStagesThenCommits(t *testing.T) {
+	ctx := context.Background()
+	files := []Write{{Path: "/etc/kubernetes/pki/apiserver.crt", Data: []byte("cert")}, {Path: "/etc/kubernetes/pki/apiserver.key", Data: []byte("key"), Mode: FileMode{Perm: 0o600}}}
+
+	ok := &scripted{answer: func(string, string) ssh.Result { return ssh.Result{} }}
+	if err := New(spec(), ok).PutAll(ctx, files); err != nil {
+		t.Fatal(err)
+	}
+	var installs, commits []int
+	for i, c := range ok.calls {
+		switch {
+		case strings.Contains(c, "install -m"):
+			installs = append(installs, i)
+		case strings.HasPrefix(c, "set -e\nmv -f "):
+			commits = append(commits, i)
+			if strings.Count(c, "mv -f ") != 2 || !strings.Contains(c, " /etc/kubernetes/pki/apiserver.crt\n") || !strings.Contains(c, " /etc/kubernetes/pki/apiserver.key\n") {
+				t.Errorf("commit: %q", c)
+			}
+		}
+	}
+	if len(installs) != 2 || len(commits) != 1 || commits[0] < installs[1] {
+		t.Fatalf("installs at %v, commits at %v: %q", installs, commits, ok.calls)
+	}
+
+	// The key fails its checksum: nothing is renamed, the staged cert goes.
+	failing := &scripted{answer: func(cmd, _ string) ssh.Result {
+		if strings.Contains(cmd, "install -m 600") {
+			return ssh.Result{ExitCode: 1, Stderr: []byte("upload corrupted in transit")}
+		}
+		return ssh.Result{}
+	}}
+	if err := New(spec(), failing).PutAll(ctx, files); err == nil {
+		t.Fatal("a failed stage reported success")
+	}
+	for _, c := range failing.calls {
+		if strings.Contains(c, "mv -f") {
+			t.Errorf("renamed after a failed stage: %q", c)
+		}
+	}
+	if last := failing.calls[len(failing.calls)-1]; !strings.HasPrefix(last, "rm -f /etc/kubernetes/pki/.apiserver.crt.kubeforge-") {
+		t.Errorf("the staged certificate is left behind: last command %q", last)
+	}
+}
