@@ -297,48 +297,19 @@ func (p *kubeletPhase) approveServingCert(ctx context.Context, h *host.Host, ctl
 	if ok, err := h.Check(ctx, "[ -s /var/lib/kubelet/pki/kubelet-server-current.pem ]"); err != nil || ok {
 		return err
 	}
-	port := p.env.Cluster.Spec.ControlPlane.Port
-	user := "system:node:" + h.Name()
 	return waitFor(ctx, 2*time.Minute, func() (bool, error) {
-		out, err := ctl.Run(ctx, kubectlLocal(port, "get csr -o json"))
-		if err != nil {
+		approved, refused, err := approveServingCSRs(ctx, ctl, p.env.Cluster, h.Name())
+		switch {
+		case err != nil:
 			return false, err
+		case len(refused) > 0:
+			return false, permanent{refused[0]}
 		}
-		var list struct {
-			Items []struct {
-				Metadata struct{ Name string }
-				Spec     struct {
-					SignerName string `json:"signerName"`
-					Username   string
-					Request    []byte
-				}
-				Status struct {
-					Conditions []struct{ Type string }
-				}
-			}
-		}
-		if err := json.Unmarshal([]byte(out), &list); err != nil {
-			return false, err
-		}
-		for _, csr := range list.Items {
-			if csr.Spec.SignerName != "kubernetes.io/kubelet-serving" || csr.Spec.Username != user {
-				continue
-			}
-			if len(csr.Status.Conditions) > 0 {
-				if csr.Status.Conditions[0].Type == "Approved" {
-					return true, nil
-				}
-				continue
-			}
-			if err := checkServingCSR(csr.Spec.Request, h.Spec); err != nil {
-				return false, fmt.Errorf("CSR %s from node %s: %w: not approved", csr.Metadata.Name, h.Name(), err)
-			}
-			if _, err := ctl.Run(ctx, kubectlLocal(port, "certificate approve "+csr.Metadata.Name)); err != nil {
-				return false, err
-			}
+		if len(approved) > 0 {
 			return true, nil
 		}
-		return false, nil
+		// Approved already (a re-run), or not asked for yet.
+		return h.Check(ctx, "[ -s /var/lib/kubelet/pki/kubelet-server-current.pem ]")
 	})
 }
 

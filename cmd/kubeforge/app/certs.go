@@ -138,14 +138,23 @@ type CertsCheckOptions struct {
 func NewCmdCertsCheckExpiration(deps *Deps, runF func(*CertsCheckOptions) error) *cobra.Command {
 	opts := &CertsCheckOptions{}
 	cmd := &cobra.Command{
-		Use:   "check-expiration [--dir DIR | -f CLUSTER_FILE]",
+		Use:   "check-expiration (-f CLUSTER_FILE | --dir DIR)",
 		Short: "Show when every certificate expires; exit 1 if one has expired or expires soon",
-		Long: `List every certificate file and every certificate embedded in a kubeconfig in the PKI
-directory: when it expires, how long is left, which CA signed it, whether it is a CA.
+		Long: `With -f, read every node of the cluster over SSH: the PKI files, the client certificate in
+every kubeconfig, the kubelet's client and serving certificates, etcd's, and the CAs
+(certificates only: no private key leaves a host); plus the admin machine's admin.conf
+and the kubelet certificate requests nobody approved yet. One row per node and
+certificate: when it expires, how long is left, which CA signed it, and who renews it
+(kubeforge certs renew, the kubelet itself, or nobody: a CA).
+
+With --dir, list the certificates of a PKI directory on this machine instead (the state
+directory, or a copy).
 
 The exit code is 1 when any certificate has expired, expires within --warn-within, or
-cannot be read, so this can run from cron or a monitoring check.`,
+cannot be read, or a node cannot be reached, so this can run from cron or a monitoring
+check.`,
 		Example: `  kubeforge certs check-expiration -f cluster.yaml
+  kubeforge certs check-expiration -f cluster.yaml -o json --warn-within 60d
   kubeforge certs check-expiration --dir ~/.kubeforge/prod -o json
   kubeforge certs check-expiration --dir DIR --warn-within 60d || mail -s "renew certificates" ops`,
 		Args: noArgs,
@@ -156,11 +165,14 @@ cannot be read, so this can run from cron or a monitoring check.`,
 			if runF != nil {
 				return runF(opts)
 			}
+			if opts.File != "" && opts.Dir == "" {
+				return runCertsCheckCluster(cmd.Context(), deps, opts)
+			}
 			return runCertsCheck(deps, opts)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.File, clusterFileFlag, "f", "", "cluster file (names the state directory)")
-	cmd.Flags().StringVar(&opts.Dir, "dir", "", "PKI directory (default: the state directory)")
+	cmd.Flags().StringVarP(&opts.File, clusterFileFlag, "f", "", "cluster file: check every node over SSH")
+	cmd.Flags().StringVar(&opts.Dir, "dir", "", "a PKI directory on this machine to check instead")
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "table", "output format: table or json")
 	cmd.Flags().Var(durationFlag{&opts.WarnWithin}, "warn-within", "warn about certificates that expire within this time (e.g. 30d, 72h)")
 	opts.WarnWithin = 30 * 24 * time.Hour

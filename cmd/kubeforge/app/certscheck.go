@@ -1,0 +1,178 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kubeforge/kubeforge/certs"
+	"github.com/kubeforge/kubeforge/phases"
+	"github.com/kubeforge/kubeforge/playbooks"
+)
+
+// runCertsCheckCluster is `certs check-expiration -f`: every node's
+// certificates over SSH, the admin machine's kubeconfigs, and the kubelet
+// requests waiting for approval.
+func runCertsCheckCluster(ctx context.Context, deps *Deps, opts *CertsCheckOptions) error {
+	pb, err := playbooks.Load("certs-check")
+	if err != nil {
+		return err
+	}
+	found := map[string][]certs.HostCert{}
+	var pending []phases.CSR
+	var pendingErr error
+	// With -o json, progress goes to stderr: stdout is the report.
+	runDeps := *deps
+	if opts.Output == "json" {
+		runDeps.IO.Out = deps.IO.ErrOut
+	}
+	a := action{
+		playbook: "certs-check",
+		setup: func(_ context.Context, _ *Deps, run *actionRun, _ *ActionOptions) error {
+			run.Runner.NewPhase = func(name string, env *phases.Env) (phases.Phase, error) {
+				if name == "certs-inventory" {
+					return phases.NewCertInventory(env, func(node string, hc []certs.HostCert) { found[node] = hc }), nil
+				}
+				return phases.New(name, env)
+			}
+			return nil
+		},
+		afterOnFailure: true,
+		after: func(ctx context.Context, _ *Deps, run *actionRun) error {
+			pending, pendingErr = phases.PendingCSRs(ctx, run.Env)
+			return reportClusterCerts(deps, opts, run, found, pending, pendingErr)
+		},
+	}
+	return runAction(ctx, &runDeps, a, pb, &ActionOptions{File: opts.File, Concurrency: 10})
+}
+
+// certStatus is a row's verdict.
+func certStatus(c certs.HostCert, warn time.Duration) string {
+	switch {
+	case c.Error != "":
+		return "unreadable: " + c.Error
+	case c.Expired():
+		return "EXPIRED"
+	case c.Residual < warn:
+		return "expires soon"
+	}
+	return "ok"
+}
+
+func reportClusterCerts(deps *Deps, opts *CertsCheckOptions, run *actionRun, found map[string][]certs.HostCert,
+	pending []phases.CSR, pendingErr error) error {
+	var rows []certs.HostCert
+	var unreachable []string
+	for _, h := range run.Cluster.Spec.Hosts {
+		hc, ok := found[h.Name]
+		if !ok {
+			unreachable = append(unreachable, h.Name)
+			rows = append(rows, certs.HostCert{Node: h.Name, Name: "-", Error: "not read: see the error below"})
+			continue
+		}
+		sort.SliceStable(hc, func(i, j int) bool {
+			if hc[i].IsCA != hc[j].IsCA {
+				return !hc[i].IsCA
+			}
+			return hc[i].Path < hc[j].Path
+		})
+		rows = append(rows, hc...)
+	}
+	// The admin machine's own credentials: kubectl and kubeforge use them.
+	now := time.Now()
+	if entries, err := certs.Check(certs.Dir(run.Env.StateDir), now); err == nil {
+		for _, e := range entries {
+			if e.Path == certs.AdminConf || e.Path == certs.SuperAdminConf {
+				rows = append(rows, certs.HostCert{Node: "(admin machine)", Name: e.Name, Path: filepath.Join(run.Env.StateDir, e.Path),
+					Subject: e.Subject, NotAfter: e.NotAfter, Residual: e.Residual, CA: e.CA, RotatedBy: certs.RotatedByKubeforge, Error: e.Error})
+			}
+		}
+	}
+	var expired, soon, broken int
+	for _, r := range rows {
+		switch st := certStatus(r, opts.WarnWithin); {
+		case st == "EXPIRED":
+			expired++
+		case st == "expires soon":
+			soon++
+		case r.Error != "":
+			broken++
+		}
+	}
+	if opts.Output == "json" {
+		type row struct {
+			certs.HostCert
+			ResidualText string `json:"residualText,omitempty"`
+			Status       string `json:"status"`
+		}
+		report := struct {
+			Cluster     string       `json:"cluster"`
+			WarnWithin  string       `json:"warnWithin"`
+			Certs       []row        `json:"certificates"`
+			PendingCSRs []phases.CSR `json:"pendingCSRs"`
+			Unreachable []string     `json:"unreachable,omitempty"`
+		}{Cluster: run.Cluster.Metadata.Name, WarnWithin: opts.WarnWithin.String(), PendingCSRs: pending, Unreachable: unreachable}
+		for _, r := range rows {
+			x := row{HostCert: r, Status: certStatus(r, opts.WarnWithin)}
+			if r.Error == "" {
+				x.ResidualText = humanDuration(r.Residual)
+			}
+			report.Certs = append(report.Certs, x)
+		}
+		if report.PendingCSRs == nil {
+			report.PendingCSRs = []phases.CSR{}
+		}
+		enc := json.NewEncoder(deps.IO.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(report); err != nil {
+			return err
+		}
+	} else {
+		out := deps.IO.Out
+		fmt.Fprintln(out)
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NODE\tCERTIFICATE\tEXPIRES\tRESIDUAL TIME\tSIGNED BY\tRENEWED BY\tSTATUS")
+		for _, r := range rows {
+			if r.Error != "" {
+				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t%s\n", r.Node, r.Name, certStatus(r, opts.WarnWithin))
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Node, r.Name, r.NotAfter.Format("Jan 02, 2006 15:04 MST"),
+				humanDuration(r.Residual), r.CA, r.RotatedBy, certStatus(r, opts.WarnWithin))
+		}
+		tw.Flush()
+		switch {
+		case pendingErr != nil:
+			fmt.Fprintf(out, "\nPending certificate requests: not read (%v)\n", pendingErr)
+		case len(pending) > 0:
+			fmt.Fprintf(out, "\nCertificate requests waiting for approval:\n")
+			tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tSIGNER\tREQUESTOR\tAGE")
+			for _, c := range pending {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, c.Signer, c.Requestor, humanDuration(time.Since(c.Created)))
+			}
+			tw.Flush()
+			fmt.Fprintln(out, "kubeforge approves kubelet serving requests that name only their node: 'kubeforge certs renew -f FILE' (or its timer) does.")
+		}
+	}
+	if expired+soon+broken == 0 {
+		return nil
+	}
+	var parts []string
+	if expired > 0 {
+		parts = append(parts, fmt.Sprintf("%d expired", expired))
+	}
+	if soon > 0 {
+		parts = append(parts, fmt.Sprintf("%d expire within %s", soon, humanDuration(opts.WarnWithin)))
+	}
+	if broken > 0 {
+		parts = append(parts, fmt.Sprintf("%d not read", broken))
+	}
+	return &expiryProblem{summary: fmt.Sprintf("cluster %s: %s; renew with 'kubeforge certs renew all -f %s'",
+		run.Cluster.Metadata.Name, strings.Join(parts, ", "), opts.File)}
+}
