@@ -88,7 +88,21 @@ func (p *controlPlanePhase) apiServer(h *host.Host, files []File) (Service, erro
 		// go idle; a static pod is killed after 30s, this after 20s.
 		TimeoutStopSec: "20s",
 	}.render()
-	return Service{Name: "kube-apiserver", Unit: u, Inputs: paths(files)}, err
+	return Service{Name: "kube-apiserver", Unit: u, Inputs: inputsUnder(files, PKIDir+"/")}, err
+}
+
+// inputsUnder are the files among files whose path starts with prefix.
+func inputsUnder(files []File, prefixes ...string) []string {
+	var out []string
+	for _, f := range files {
+		for _, p := range prefixes {
+			if strings.HasPrefix(f.Path, p) {
+				out = append(out, f.Path)
+				break
+			}
+		}
+	}
+	return out
 }
 
 func (p *controlPlanePhase) controllers(files []File) ([]Service, error) {
@@ -120,13 +134,16 @@ func (p *controlPlanePhase) controllers(files []File) ([]Service, error) {
 		"bind-address":              "127.0.0.1",
 		"leader-elect":              "true",
 	})
+	// Each restarts for what it reads: renewing admin.conf restarts none.
+	cmInputs := inputsUnder(files, kubeconf(certs.ControllerManagerConf), pki("ca."), pki("sa."), pki("front-proxy-ca.crt"))
 	var out []Service
 	for _, s := range []struct {
 		name, desc string
 		args       []string
+		inputs     []string
 	}{
-		{"kube-controller-manager", "kube-controller-manager: the Kubernetes controllers", cm},
-		{"kube-scheduler", "kube-scheduler: places pods on nodes", sched},
+		{"kube-controller-manager", "kube-controller-manager: the Kubernetes controllers", cm, cmInputs},
+		{"kube-scheduler", "kube-scheduler: places pods on nodes", sched, inputsUnder(files, kubeconf(certs.SchedulerConf))},
 	} {
 		u, err := unit{
 			Description: s.desc,
@@ -138,7 +155,7 @@ func (p *controlPlanePhase) controllers(files []File) ([]Service, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Service{Name: s.name, Unit: u, Inputs: paths(files)})
+		out = append(out, Service{Name: s.name, Unit: u, Inputs: s.inputs})
 	}
 	return out, nil
 }

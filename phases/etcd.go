@@ -174,6 +174,11 @@ func (p *etcdPhase) inspect(ctx context.Context, h *host.Host) (membership, erro
 	}
 	list, err := h.Run(ctx, etcdctlAt(m.peers, "member list -w json"))
 	if err != nil {
+		if m.hasData {
+			// A member already; its peers may not answer TLS (certificates
+			// that expired, all of them about to restart): start it as is.
+			return m, nil
+		}
 		return m, fmt.Errorf("list the etcd members through %s: %w", strings.Join(m.peers, ","), err)
 	}
 	var resp struct {
@@ -208,9 +213,7 @@ func (p *etcdPhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
 		return append(lines, "etcd membership: "+shortErr(err)), nil
 	}
 	switch {
-	case m.hasData && (m.self == nil || !m.self.IsLearner):
-	case m.self != nil && m.self.IsLearner:
-		lines = append(lines, "promote the learner "+h.Name()+" to a voting member")
+	case m.hasData: // a member: nothing to change in the membership
 	case len(m.members) > 0:
 		lines = append(lines, fmt.Sprintf("join the etcd cluster (%d members) as a learner, then promote it", len(m.members)))
 	case p.isFirst(h):
@@ -237,9 +240,13 @@ func (p *etcdPhase) Run(ctx context.Context, h *host.Host) error {
 	}
 	learner := false
 	switch {
-	case len(m.peers) == 0 && m.hasData:
-		// No other member answers: this one may be what brings quorum
-		// back. Start it as it is.
+	case m.hasData && m.members != nil && m.self == nil:
+		return fmt.Errorf("%s holds etcd data, but the cluster has no member at %s (it was removed): move %s away to join it again",
+			h.Name(), etcdPeerURL(h.Spec), EtcdDataDir)
+	case m.hasData:
+		// A member already: start it as it is (it may be what brings
+		// quorum back); a learner left by an interrupted join is promoted.
+		learner = m.self != nil && m.self.IsLearner
 	case len(m.peers) == 0:
 		if !p.isFirst(h) {
 			first := p.env.Cluster.HostsWith(config.RoleEtcd)[0]
@@ -249,8 +256,8 @@ func (p *etcdPhase) Run(ctx context.Context, h *host.Host) error {
 		if err := p.writeInitialCluster(ctx, h, "new", h.Name()+"="+etcdPeerURL(h.Spec)); err != nil {
 			return err
 		}
-	default:
-		if m.self != nil && m.self.Name != "" && !m.hasData {
+	default: // no data here: join through the running members
+		if m.self != nil && m.self.Name != "" {
 			// It ran before and lost its data (a re-installed host): its
 			// old identity cannot come back; remove it, then join anew.
 			if _, err := h.Run(ctx, etcdctlAt(m.peers, "member remove "+m.self.hexID())); err != nil {
@@ -259,10 +266,6 @@ func (p *etcdPhase) Run(ctx context.Context, h *host.Host) error {
 			p.env.Log.Info("removed a stale etcd member", "host", h.Name(), "id", m.self.hexID())
 			m.members = removeMember(m.members, m.self.ID)
 			m.self = nil
-		}
-		if m.self == nil && m.hasData {
-			return fmt.Errorf("%s holds etcd data, but the cluster has no member at %s (it was removed): move %s away to join it again",
-				h.Name(), etcdPeerURL(h.Spec), EtcdDataDir)
 		}
 		if m.self == nil {
 			added, err := p.addLearner(ctx, h, m.peers)
@@ -273,21 +276,19 @@ func (p *etcdPhase) Run(ctx context.Context, h *host.Host) error {
 			m.self = &m.members[len(m.members)-1]
 		}
 		learner = m.self.IsLearner
-		if !m.hasData {
-			var initial []string
-			for _, mem := range m.members {
-				name := mem.Name
-				if mem.ID == m.self.ID {
-					name = h.Name()
-				}
-				if name == "" || len(mem.PeerURLs) == 0 {
-					continue // another member added but never started: not ours to name
-				}
-				initial = append(initial, name+"="+mem.PeerURLs[0])
+		var initial []string
+		for _, mem := range m.members {
+			name := mem.Name
+			if mem.ID == m.self.ID {
+				name = h.Name()
 			}
-			if err := p.writeInitialCluster(ctx, h, "existing", strings.Join(initial, ",")); err != nil {
-				return err
+			if name == "" || len(mem.PeerURLs) == 0 {
+				continue // another member added but never started: not ours to name
 			}
+			initial = append(initial, name+"="+mem.PeerURLs[0])
+		}
+		if err := p.writeInitialCluster(ctx, h, "existing", strings.Join(initial, ",")); err != nil {
+			return err
 		}
 	}
 	if _, err := d.Apply(ctx, h); err != nil {

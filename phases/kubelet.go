@@ -99,16 +99,25 @@ func (p *kubeletPhase) bootstrapKubeconfig() ([]byte, error) {
 
 // nodeState is what decides the kubelet's files on a host.
 type nodeState struct {
-	bootstrapped bool   // it has a client certificate and kubelet.conf
+	bootstrapped bool   // it has a valid client certificate and kubelet.conf
+	expired      bool   // it had one, which expired: it must bootstrap again
 	resolvConf   string // the resolv.conf pods inherit
 }
 
 func (p *kubeletPhase) state(ctx context.Context, h *host.Host) (nodeState, error) {
-	out, err := h.Run(ctx, fmt.Sprintf("[ -s %s ] && [ -s %s ] && echo bootstrapped; true", KubeletKubeconfig, KubeletClientCert))
+	// The client certificate only (the file holds its key too).
+	out, err := h.Run(ctx, fmt.Sprintf("[ -s %[1]s ] && [ -s %[2]s ] && echo bootstrapped && sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' %[2]s | sed -n '1,/-----END CERTIFICATE-----/p'; true",
+		KubeletKubeconfig, KubeletClientCert))
 	if err != nil {
 		return nodeState{}, err
 	}
-	s := nodeState{bootstrapped: strings.Contains(out, "bootstrapped")}
+	s := nodeState{bootstrapped: strings.HasPrefix(out, "bootstrapped")}
+	if block, _ := pem.Decode([]byte(strings.TrimPrefix(out, "bootstrapped\n"))); s.bootstrapped && block != nil {
+		if cert, err := x509.ParseCertificate(block.Bytes); err == nil && time.Now().After(cert.NotAfter) {
+			// It cannot reach the API with it to rotate it.
+			s.bootstrapped, s.expired = false, true
+		}
+	}
 	// Pods inherit the resolver file's servers: only one a pod can reach,
 	// else none (a loopback resolver inside a pod is the pod itself).
 	if h.Facts != nil && len(h.Facts.Upstreams()) > 0 {
@@ -213,8 +222,21 @@ func (p *kubeletPhase) Run(ctx context.Context, h *host.Host) error {
 	if _, err := h.Run(ctx, "mkdir -p "+KubeletDir+" "+CNIConfDir); err != nil {
 		return err
 	}
-	if _, err := d.Apply(ctx, h); err != nil {
+	if s.expired {
+		// Start over from the bootstrap token.
+		fmt.Fprintf(p.env.Out, "[kubelet] %s: its client certificate expired: it joins again with the bootstrap token\n", h)
+		if _, err := h.Run(ctx, "rm -f "+KubeletKubeconfig+" /var/lib/kubelet/pki/kubelet-client-*.pem"); err != nil {
+			return err
+		}
+	}
+	changes, err := d.Apply(ctx, h)
+	if err != nil {
 		return err
+	}
+	if s.expired && !slices.Contains(changes.Restart, "kubelet") && !slices.Contains(changes.Start, "kubelet") {
+		if _, err := h.Run(ctx, "systemctl restart kubelet.service"); err != nil {
+			return err
+		}
 	}
 	// The token is only for the first start; once the kubelet has its
 	// certificate it should not linger on the node.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"time"
 
 	"github.com/kubeforge/kubeforge/certs"
 	"github.com/kubeforge/kubeforge/components/bundle"
@@ -93,6 +94,12 @@ var constructors = map[string]func(*Env) Phase{
 	"vip":             func(env *Env) Phase { return &vipPhase{env: env} },
 	"upload-certs":    func(env *Env) Phase { return &uploadCertsPhase{env: env} },
 	"certs-inventory": func(env *Env) Phase { return &certInventoryPhase{env: env} },
+	"certs-renew":     func(env *Env) Phase { return &certsRenewPhase{env: env} },
+	"certs-backup":    func(env *Env) Phase { return &certsBackupPhase{env: env, stamp: BackupStamp(time.Now())} },
+	"renew-preflight": func(env *Env) Phase { return &renewPreflightPhase{env: env} },
+	"roll":            func(env *Env) Phase { return &rollPhase{env: env} },
+	"kubelet-certs":   func(env *Env) Phase { return &kubeletCertsPhase{env: env} },
+	"certs-verify":    func(env *Env) Phase { return &certsVerifyPhase{env: env} },
 }
 
 // New builds the named phase.

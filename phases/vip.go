@@ -32,6 +32,11 @@ func (p *vipPhase) Enabled() (bool, string) {
 const (
 	KeepalivedConfig      = "/etc/keepalived/keepalived.conf"
 	KeepalivedCheckScript = "/etc/keepalived/kubeforge-check-apiserver.sh"
+	// MaintenanceScript fails while MaintenanceFlag exists: the host's VRRP
+	// priority then drops by maintenanceWeight, below every other's.
+	MaintenanceScript = "/etc/keepalived/kubeforge-maintenance.sh"
+	MaintenanceFlag   = "/etc/keepalived/kubeforge-maintenance"
+	maintenanceWeight = 190
 )
 
 // vipPackages come from the host's package manager; curl runs the check.
@@ -84,16 +89,22 @@ func (p *vipPhase) desired(ctx context.Context, h *host.Host) (Desired, error) {
 		}
 	}
 	conf, err := templates.Render("keepalived/keepalived.conf.tmpl", map[string]any{
-		"VIP":             vip.String(),
-		"Bits":            vip.BitLen(),
-		"RouterID":        h.Name(),
-		"CheckScript":     KeepalivedCheckScript,
-		"Interface":       iface,
-		"VirtualRouterID": cp.VirtualRouterID,
-		"Priority":        vipPriority(c, h.Spec),
-		"Self":            h.Spec.ClusterAddress().String(),
-		"Peers":           peers,
+		"VIP":               vip.String(),
+		"Bits":              vip.BitLen(),
+		"RouterID":          h.Name(),
+		"CheckScript":       KeepalivedCheckScript,
+		"Interface":         iface,
+		"VirtualRouterID":   cp.VirtualRouterID,
+		"Priority":          vipPriority(c, h.Spec),
+		"Self":              h.Spec.ClusterAddress().String(),
+		"Peers":             peers,
+		"MaintenanceScript": MaintenanceScript,
+		"MaintenanceWeight": maintenanceWeight,
 	})
+	if err != nil {
+		return Desired{}, err
+	}
+	maintenance, err := templates.Render("keepalived/maintenance.sh.tmpl", map[string]any{"Flag": MaintenanceFlag})
 	if err != nil {
 		return Desired{}, err
 	}
@@ -108,9 +119,10 @@ func (p *vipPhase) desired(ctx context.Context, h *host.Host) (Desired, error) {
 		Files: []File{
 			{Path: KeepalivedConfig, Data: conf, Mode: host.FileMode{Perm: 0o644}},
 			{Path: KeepalivedCheckScript, Data: check, Mode: host.FileMode{Perm: 0o755}},
+			{Path: MaintenanceScript, Data: maintenance, Mode: host.FileMode{Perm: 0o755}},
 		},
 		// The unit comes with the package.
-		Services: []Service{{Name: "keepalived", Inputs: []string{KeepalivedConfig, KeepalivedCheckScript}, Reload: true}},
+		Services: []Service{{Name: "keepalived", Inputs: []string{KeepalivedConfig, KeepalivedCheckScript, MaintenanceScript}, Reload: true}},
 	}, nil
 }
 

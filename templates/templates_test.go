@@ -53,8 +53,9 @@ var cases = []struct {
 	{"keepalived.conf", "keepalived/keepalived.conf.tmpl", map[string]any{
 		"VIP": "172.30.0.100", "Bits": 32, "RouterID": "cp1", "CheckScript": "/etc/keepalived/kubeforge-check-apiserver.sh",
 		"Interface": "eth0", "VirtualRouterID": 51, "Priority": 200, "Self": "172.30.0.11",
-		"Peers": []string{"172.30.0.12", "172.30.0.13"},
+		"Peers": []string{"172.30.0.12", "172.30.0.13"}, "MaintenanceScript": "/etc/keepalived/kubeforge-maintenance.sh", "MaintenanceWeight": 190,
 	}, parseKeepalived},
+	{"maintenance.sh", "keepalived/maintenance.sh.tmpl", map[string]any{"Flag": "/etc/keepalived/kubeforge-maintenance"}, parseShell},
 	{"check-apiserver.sh", "keepalived/check-apiserver.sh.tmpl", map[string]any{
 		"CAFile": "/etc/kubernetes/pki/ca.crt", "URL": "https://127.0.0.1:6443/readyz",
 	}, parseShell},

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path"
 	"sort"
@@ -41,6 +42,22 @@ func (h *Host) Name() string { return h.Spec.Name }
 
 // String names the host in messages: "lab2 (172.30.0.12)".
 func (h *Host) String() string { return h.Spec.Label() }
+
+// Dial opens a TCP connection from the host itself (through SSH), so a
+// port that answers only there can be reached.
+func (h *Host) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	d, ok := h.t.(interface {
+		Dial(context.Context, string) (net.Conn, error)
+	})
+	if !ok {
+		return nil, h.Errorf("its transport cannot open connections")
+	}
+	conn, err := d.Dial(ctx, addr)
+	if err != nil {
+		return nil, h.Errorf("connect to %s from the host: %w", addr, err)
+	}
+	return conn, nil
+}
 
 // Close ends the connection.
 func (h *Host) Close() error { return h.t.Close() }

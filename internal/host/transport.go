@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 
@@ -29,6 +30,10 @@ type Transport interface {
 
 // sshTransport is a host reached over SSH.
 type sshTransport struct{ c *ssh.Client }
+
+func (t sshTransport) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	return t.c.Dial(ctx, addr)
+}
 
 func (t sshTransport) Run(ctx context.Context, cmd string, stdin io.Reader) (ssh.Result, error) {
 	return t.c.Run(ctx, cmd, stdin)
@@ -88,6 +93,11 @@ func (localTransport) Run(ctx context.Context, cmd string, stdin io.Reader) (ssh
 		return res, nil
 	}
 	return res, err
+}
+
+func (localTransport) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
 }
 
 func (localTransport) Put(ctx context.Context, r io.Reader, path string) error {

@@ -287,6 +287,32 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, 
 	return res, nil
 }
 
+// Dial opens a TCP connection from the host, through the SSH connection
+// (sshd's direct-tcpip): what a port on the host's loopback answers,
+// without that port being reachable from here.
+func (c *Client) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	type result struct {
+		conn net.Conn
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		conn, err := c.client.Dial("tcp", addr)
+		done <- result{conn, err}
+	}()
+	select {
+	case r := <-done:
+		return r.conn, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.conn != nil {
+				r.conn.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
 // SFTP returns the host's SFTP client, or an error when the host offers
 // no sftp subsystem (callers then stream files through a command).
 func (c *Client) SFTP() (*sftp.Client, error) {

@@ -271,24 +271,48 @@ func runCertsCheck(deps *Deps, opts *CertsCheckOptions) error {
 
 // CertsRenewOptions are the options of `certs renew`.
 type CertsRenewOptions struct {
-	Names []string
-	File  string
-	Dir   string
+	Names       []string
+	File        string
+	Dir         string
+	DryRun      bool
+	Concurrency int
 }
 
 // NewCmdCertsRenew builds `certs renew`.
 func NewCmdCertsRenew(deps *Deps, runF func(*CertsRenewOptions) error) *cobra.Command {
 	opts := &CertsRenewOptions{}
 	cmd := &cobra.Command{
-		Use:   "renew all|NAME... [--dir DIR] [-f CLUSTER_FILE]",
-		Short: "Renew certificates in the PKI directory, keeping their identity",
+		Use:   "renew all|NAME... (-f CLUSTER_FILE | --dir DIR)",
+		Short: "Renew certificates on every node, one control plane at a time, without downtime",
 		Long: `Issue each named certificate again, signed by the existing CA, with the subject, names
 and usages of the current certificate (plus any names the cluster file adds) and a
-new key. Certificates embedded in kubeconfigs are renewed in place. The files are
-backed up to DIR/backups/<time>/ first. CAs are never renewed here.
+new key. CAs are never renewed here.
+
+With -f, the whole cluster: nothing changes unless every host answers and every control
+plane is healthy. The certificates are renewed in the state directory (backed up to
+backups/<time>/ there), each host archives its own to
+/var/lib/kubeforge/backups/certs-<time>.tar.gz, then the control planes take the new
+ones one at a time: each gives the VIP to a healthy peer first, restarts etcd (the etcd
+cluster healthy before going on) and the API server (/readyz before going on), the
+controller-manager and scheduler, and takes its place back. Then the kubelets' pending
+serving certificate requests are approved (when they name only their node), and every
+API server, etcd member and kubelet is checked, over TLS, to serve its new certificate.
+The kubelets renew their client certificates themselves.
+
+When certificates have already expired (the API is down, the kubelets unauthorized),
+-f recovers the cluster instead: every component restarts on its new certificates at
+once, and the kubelets join again with a fresh bootstrap token.
+
+A renewal stopped by a failure leaves each host on its old or its new certificates
+(a host's files change together), names the host and what to do; run it again to
+finish.
+
+With --dir, renew the files of a PKI directory on this machine only.
 
 Names: all, ` + strings.Join(certs.LeafNames(), ", "),
 		Example: `  kubeforge certs renew all -f cluster.yaml
+  kubeforge certs renew all -f cluster.yaml --dry-run
+  kubeforge certs renew admin.conf -f cluster.yaml
   kubeforge certs renew apiserver admin.conf --dir ~/.kubeforge/prod`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -301,18 +325,31 @@ Names: all, ` + strings.Join(certs.LeafNames(), ", "),
 			if runF != nil {
 				return runF(opts)
 			}
+			if err := checkRenewNames(opts.Names); err != nil {
+				return err
+			}
+			if opts.File != "" && opts.Dir == "" {
+				return runCertsRenewCluster(cmd.Context(), deps, opts)
+			}
 			return runCertsRenew(deps, opts)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.File, clusterFileFlag, "f", "", "cluster file: adds configured names, sets validity and key type")
-	cmd.Flags().StringVar(&opts.Dir, "dir", "", "PKI directory (default: the state directory)")
+	cmd.Flags().StringVarP(&opts.File, clusterFileFlag, "f", "", "cluster file: renew on every node (with --dir: the names and validity it sets)")
+	cmd.Flags().StringVar(&opts.Dir, "dir", "", "a PKI directory on this machine to renew instead")
+	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "with -f: print what would change on each host, and change nothing")
+	cmd.Flags().IntVar(&opts.Concurrency, "parallel", 10, "with -f: hosts worked on at once (control planes are always one at a time)")
 	return cmd
 }
 
-func runCertsRenew(deps *Deps, opts *CertsRenewOptions) error {
+// checkRenewNames refuses unknown names (a usage error, with a
+// suggestion) and CAs, before anything is read.
+func checkRenewNames(names []string) error {
 	known := append([]string{"all"}, certs.LeafNames()...)
-	for _, n := range opts.Names {
-		if !slices.Contains(known, n) && !certs.IsCAName(n) {
+	for _, n := range names {
+		switch {
+		case certs.IsCAName(n):
+			return &certs.CARenewalError{Name: n}
+		case !slices.Contains(known, n):
 			msg := fmt.Sprintf("unknown certificate %q", n)
 			if close := config.Closest(n, known); close != "" {
 				msg += fmt.Sprintf(": did you mean %q?", close)
@@ -320,6 +357,10 @@ func runCertsRenew(deps *Deps, opts *CertsRenewOptions) error {
 			return usageError{fmt.Errorf("%s (names: %s)", msg, strings.Join(known, ", "))}
 		}
 	}
+	return nil
+}
+
+func runCertsRenew(deps *Deps, opts *CertsRenewOptions) error {
 	dir, c, err := pkiTarget(deps, opts.Dir, opts.File)
 	if err != nil {
 		return err
