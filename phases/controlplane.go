@@ -115,6 +115,7 @@ func (p *controlPlanePhase) controllers(files []File) ([]Service, error) {
 		"cluster-name":                     c.Metadata.Name,
 		"cluster-signing-cert-file":        pki("ca.crt"),
 		"cluster-signing-key-file":         pki("ca.key"),
+		"cluster-signing-duration":         c.Spec.Certificates.KubeletValidity.Duration.String(),
 		"controllers":                      "*,bootstrapsigner,tokencleaner",
 		"kubeconfig":                       kubeconf(certs.ControllerManagerConf),
 		"authentication-kubeconfig":        kubeconf(certs.ControllerManagerConf),

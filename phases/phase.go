@@ -100,6 +100,7 @@ var constructors = map[string]func(*Env) Phase{
 	"roll":            func(env *Env) Phase { return &rollPhase{env: env} },
 	"kubelet-certs":   func(env *Env) Phase { return &kubeletCertsPhase{env: env} },
 	"certs-verify":    func(env *Env) Phase { return &certsVerifyPhase{env: env} },
+	"renew-timer":     func(env *Env) Phase { return &renewTimerPhase{env: env} },
 }
 
 // New builds the named phase.

@@ -55,6 +55,10 @@ var cases = []struct {
 		"Interface": "eth0", "VirtualRouterID": 51, "Priority": 200, "Self": "172.30.0.11",
 		"Peers": []string{"172.30.0.12", "172.30.0.13"}, "MaintenanceScript": "/etc/keepalived/kubeforge-maintenance.sh", "MaintenanceWeight": 190,
 	}, parseKeepalived},
+	{"renew.service", "systemd/renew.service.tmpl", map[string]any{
+		"Binary": "/usr/local/bin/kubeforge", "Node": "cp1", "Window": "720h0m0s", "Cluster": "/etc/kubernetes/kubeforge-cluster.yaml",
+	}, parseUnitWith("[Service]", "ExecStart", "/usr/local/bin/kubeforge certs renew-local --node cp1 --within 720h0m0s")},
+	{"renew.timer", "systemd/renew.timer.tmpl", map[string]any{"Unit": "kubeforge-certs-renew"}, parseUnitWith("[Timer]", "OnCalendar", "daily")},
 	{"maintenance.sh", "keepalived/maintenance.sh.tmpl", map[string]any{"Flag": "/etc/keepalived/kubeforge-maintenance"}, parseShell},
 	{"check-apiserver.sh", "keepalived/check-apiserver.sh.tmpl", map[string]any{
 		"CAFile": "/etc/kubernetes/pki/ca.crt", "URL": "https://127.0.0.1:6443/readyz",
@@ -142,9 +146,33 @@ func TestMissingKeyIsAnError(t *testing.T) {
 	}
 }
 
+// parseUnitWith checks a unit's syntax and that section has key starting
+// with want.
+func parseUnitWith(section, key, want string) func(t *testing.T, out []byte) {
+	return func(t *testing.T, out []byte) {
+		t.Helper()
+		sections := unitSections(t, out)
+		if !strings.HasPrefix(sections[section][key], want) {
+			t.Fatalf("%s %s = %q, want %q...", section, key, sections[section][key], want)
+		}
+	}
+}
+
 // parseUnit checks a systemd unit: sections, Key=Value lines, line
 // continuations, and the keys systemd needs.
 func parseUnit(t *testing.T, out []byte) {
+	t.Helper()
+	sections := unitSections(t, out)
+	if !strings.HasPrefix(sections["[Service]"]["ExecStart"], "/usr/local/bin/etcd ") ||
+		!strings.Contains(sections["[Service]"]["ExecStart"], "--name=cp1") ||
+		sections["[Install]"]["WantedBy"] != "multi-user.target" {
+		t.Fatalf("unit parsed to %v", sections)
+	}
+}
+
+// unitSections reads a systemd unit: sections, Key=Value lines, line
+// continuations.
+func unitSections(t *testing.T, out []byte) map[string]map[string]string {
 	t.Helper()
 	sections := map[string]map[string]string{}
 	var cur string
@@ -170,11 +198,7 @@ func parseUnit(t *testing.T, out []byte) {
 			sections[cur][k] = v
 		}
 	}
-	if !strings.HasPrefix(sections["[Service]"]["ExecStart"], "/usr/local/bin/etcd ") ||
-		!strings.Contains(sections["[Service]"]["ExecStart"], "--name=cp1") ||
-		sections["[Install]"]["WantedBy"] != "multi-user.target" {
-		t.Fatalf("unit parsed to %v", sections)
-	}
+	return sections
 }
 
 func parseTOML(t *testing.T, out []byte) {

@@ -98,6 +98,9 @@ func SetDefaults(c *Cluster) {
 	if pki.Validity.Duration == 0 {
 		pki.Validity.Duration = DefaultValidity
 	}
+	if pki.KubeletValidity.Duration == 0 {
+		pki.KubeletValidity.Duration = DefaultValidity
+	}
 	if s.Kubelet.MaxPods == 0 {
 		s.Kubelet.MaxPods = DefaultMaxPods
 	}

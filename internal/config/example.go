@@ -55,7 +55,8 @@ spec:
   certificates:
     keyAlgorithm: ecdsa-p256        # or rsa-2048, rsa-4096
     caValidity: 3650d
-    validity: 365d
+    validity: 365d                  # renew with 'kubeforge certs renew all -f cluster.yaml'
+    kubeletValidity: 365d           # the kubelets' certificates: they renew them themselves
 
   kubelet:
     allowSwap: false

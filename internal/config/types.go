@@ -135,6 +135,10 @@ type Certificates struct {
 	CAValidity Duration `yaml:"caValidity,omitempty"`
 	// Validity is the lifetime of every other certificate (default 1 year).
 	Validity Duration `yaml:"validity,omitempty"`
+	// KubeletValidity is the lifetime of the certificates the
+	// controller-manager signs for the kubelets (default 1 year); the
+	// kubelets renew theirs when about 80 % of it has passed.
+	KubeletValidity Duration `yaml:"kubeletValidity,omitempty"`
 }
 
 // Kubelet holds node settings.

@@ -67,6 +67,7 @@ func explicitZeros(c *Cluster, present func(string) bool) []FieldError {
 	zero("spec.controlPlane.port", s.ControlPlane.Port == 0, fmt.Sprintf("is not a TCP port (leave it out for %d)", DefaultAPIServerPort))
 	zero("spec.controlPlane.virtualRouterID", s.ControlPlane.VirtualRouterID == 0, "is outside 1-255")
 	zero("spec.certificates.validity", s.Certificates.Validity.Duration == 0, "is no lifetime: give one such as 8760h or 365d (leave it out for the default)")
+	zero("spec.certificates.kubeletValidity", s.Certificates.KubeletValidity.Duration == 0, "is no lifetime: give one such as 8760h or 365d (leave it out for the default)")
 	zero("spec.certificates.caValidity", s.Certificates.CAValidity.Duration == 0, "is no lifetime: give one such as 87600h or 3650d (leave it out for the default)")
 	zero("spec.kubelet.maxPods", s.Kubelet.MaxPods == 0, fmt.Sprintf("pods fit on no node: give 1-%d (leave it out for %d)", MaxPodsLimit, DefaultMaxPods))
 	return errs
@@ -476,7 +477,7 @@ func (v *validator) certificates(pki *Certificates) {
 		v.add("spec.certificates.keyAlgorithm", "%q: use ecdsa-p256, rsa-2048 or rsa-4096", pki.KeyAlgorithm)
 	}
 	ok := true
-	for field, d := range map[string]time.Duration{"validity": pki.Validity.Duration, "caValidity": pki.CAValidity.Duration} {
+	for field, d := range map[string]time.Duration{"validity": pki.Validity.Duration, "caValidity": pki.CAValidity.Duration, "kubeletValidity": pki.KubeletValidity.Duration} {
 		p := "spec.certificates." + field
 		if d < MinValidity {
 			v.add(p, "%s is too short: at least %s", d, MinValidity)
@@ -485,6 +486,9 @@ func (v *validator) certificates(pki *Certificates) {
 	}
 	if ok && pki.Validity.Duration > pki.CAValidity.Duration {
 		v.add("spec.certificates.validity", "%s is longer than caValidity %s", pki.Validity.Duration, pki.CAValidity.Duration)
+	}
+	if ok && pki.KubeletValidity.Duration > pki.CAValidity.Duration {
+		v.add("spec.certificates.kubeletValidity", "%s is longer than caValidity %s", pki.KubeletValidity.Duration, pki.CAValidity.Duration)
 	}
 }
 

@@ -2,6 +2,7 @@ package app
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -30,6 +31,7 @@ client certificates. It lives in the state directory on the admin machine
 		NewCmdCertsGenerate(deps, nil),
 		NewCmdCertsCheckExpiration(deps, nil),
 		NewCmdCertsRenew(deps, nil),
+		NewCmdCertsRenewLocal(deps),
 	)
 	return cmd
 }
@@ -271,11 +273,13 @@ func runCertsCheck(deps *Deps, opts *CertsCheckOptions) error {
 
 // CertsRenewOptions are the options of `certs renew`.
 type CertsRenewOptions struct {
-	Names       []string
-	File        string
-	Dir         string
-	DryRun      bool
-	Concurrency int
+	Names        []string
+	File         string
+	Dir          string
+	DryRun       bool
+	Concurrency  int
+	InstallTimer bool
+	RemoveTimer  bool
 }
 
 // NewCmdCertsRenew builds `certs renew`.
@@ -307,15 +311,28 @@ A renewal stopped by a failure leaves each host on its old or its new certificat
 (a host's files change together), names the host and what to do; run it again to
 finish.
 
+--install-timer puts a systemd timer on every control plane (kubeforge-certs-renew.timer,
+daily) that renews that host's certificates when less than 30 days remain, one control
+plane at a time, restarting what uses them with the same health gates, and approves the
+kubelets' serving requests; it copies this kubeforge binary and the etcd and
+front-proxy CA keys there. --remove-timer removes it all.
+
 With --dir, renew the files of a PKI directory on this machine only.
 
 Names: all, ` + strings.Join(certs.LeafNames(), ", "),
 		Example: `  kubeforge certs renew all -f cluster.yaml
   kubeforge certs renew all -f cluster.yaml --dry-run
   kubeforge certs renew admin.conf -f cluster.yaml
+  kubeforge certs renew --install-timer -f cluster.yaml
   kubeforge certs renew apiserver admin.conf --dir ~/.kubeforge/prod`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
+			timer := opts.InstallTimer || opts.RemoveTimer
+			switch {
+			case opts.InstallTimer && opts.RemoveTimer:
+				return usageError{errors.New("--install-timer or --remove-timer, not both")}
+			case timer && (len(args) > 0 || opts.File == "" || opts.Dir != ""):
+				return usageError{errors.New("--install-timer and --remove-timer take -f CLUSTER_FILE and no certificate names")}
+			case !timer && len(args) == 0:
 				return usageError{fmt.Errorf("name what to renew: all, or certificate names")}
 			}
 			return nil
@@ -324,6 +341,9 @@ Names: all, ` + strings.Join(certs.LeafNames(), ", "),
 			opts.Names = args
 			if runF != nil {
 				return runF(opts)
+			}
+			if opts.InstallTimer || opts.RemoveTimer {
+				return runRenewTimer(cmd.Context(), deps, opts)
 			}
 			if err := checkRenewNames(opts.Names); err != nil {
 				return err
@@ -338,6 +358,8 @@ Names: all, ` + strings.Join(certs.LeafNames(), ", "),
 	cmd.Flags().StringVar(&opts.Dir, "dir", "", "a PKI directory on this machine to renew instead")
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "with -f: print what would change on each host, and change nothing")
 	cmd.Flags().IntVar(&opts.Concurrency, "parallel", 10, "with -f: hosts worked on at once (control planes are always one at a time)")
+	cmd.Flags().BoolVar(&opts.InstallTimer, "install-timer", false, "with -f: install a daily timer on every control plane that renews its certificates when less than 30 days remain")
+	cmd.Flags().BoolVar(&opts.RemoveTimer, "remove-timer", false, "with -f: remove that timer")
 	return cmd
 }
 
