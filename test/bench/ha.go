@@ -34,6 +34,9 @@ type haMeasure struct {
 	// busy1, busy4: how many of this machine's cores were busy, on
 	// average, during each join (every lab host runs on them).
 	busy1, busy4 float64
+	// renew: `certs renew all -f` of 3 control planes + 1 worker.
+	renew       time.Duration
+	renewPhases string
 }
 
 // runHA: fresh hosts; init of 3 control planes; stop the VIP holder and
@@ -103,6 +106,10 @@ func runHA(ctx context.Context, root string, l *lab.Lab, dir string) (string, er
 		return "", err
 	}
 	m.join1Phases, m.busy1 = phases(out, "join"), busy
+	if m.renew, out, err = run("certs", "renew", "all", "-f", f4); err != nil {
+		return "", err
+	}
+	m.renewPhases = phases(out, "renew")
 	f8, err := file(8)
 	if err != nil {
 		return "", err
@@ -192,7 +199,7 @@ func (m *haMeasure) failover(ctx context.Context, l *lab.Lab, cps []lab.Host, ca
 func (m *haMeasure) render() string {
 	r := func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n## Three control planes, failover and joins on the lab\n\n", haBeginMark)
+	fmt.Fprintf(&b, "%s\n## Three control planes: failover, joins and certificate renewal on the lab\n\n", haBeginMark)
 	fmt.Fprintf(&b, "Command: `make bench` (8 fresh lab hosts; measured %s, 2 cores). Joins are over SSH (`kubeforge join -f FILE --host ...`).\n\n",
 		time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(&b, "| what | time |\n|---|---|\n")
@@ -202,10 +209,11 @@ func (m *haMeasure) render() string {
 	fmt.Fprintf(&b, "| join 1 worker, fresh host | %s |\n", r(m.join1))
 	fmt.Fprintf(&b, "| join 4 workers at once, fresh hosts | %s |\n", r(m.join4))
 	fmt.Fprintf(&b, "| ratio, 4 workers / 1 worker (goal ≤ 1.3) | %.2f |\n", float64(m.join4)/float64(m.join1))
+	fmt.Fprintf(&b, "| `certs renew all -f` of 3 control planes + 1 worker (one control plane at a time, each giving the VIP away first) | %s |\n", r(m.renew))
 	fmt.Fprintf(&b, "| this machine's cores busy during the joins, on average (of %d; every lab host runs on them) | 1 worker: %.2f, 4 workers: %.2f |\n\n",
 		runtime.NumCPU(), m.busy1, m.busy4)
-	fmt.Fprintf(&b, "Phases of the 3-control-plane init: %s.\n\nPhases of the 1-worker join: %s.\n\nPhases of the 4-worker join: %s.\n%s\n",
-		m.phases, m.join1Phases, m.join4Phases, haEndMark)
+	fmt.Fprintf(&b, "Phases of the 3-control-plane init: %s.\n\nPhases of the 1-worker join: %s.\n\nPhases of the 4-worker join: %s.\n\nPhases of the renewal: %s.\n%s\n",
+		m.phases, m.join1Phases, m.join4Phases, m.renewPhases, haEndMark)
 	return b.String()
 }
 

@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -69,9 +71,15 @@ func runCertsRenewCluster(ctx context.Context, deps *Deps, opts *CertsRenewOptio
 	if err == nil && !opts.DryRun {
 		fmt.Fprintf(deps.IO.Out, "Renewed: every component serves its new certificate.\n")
 	}
-	if err != nil && !opts.DryRun {
+	var se *phases.StepError
+	again := fmt.Sprintf("'kubeforge certs renew %s -f %s'", strings.Join(opts.Names, " "), opts.File)
+	switch {
+	case err == nil || opts.DryRun:
+	case errors.As(err, &se) && slices.Contains([]string{"connect", "facts", "renew-preflight"}, se.Phase):
+		err = fmt.Errorf("%w\nNothing was renewed and no host changed: fix what the error names, then run %s again", err, again)
+	default:
 		err = fmt.Errorf("%w\nThe renewal stopped: each host is on its old or its new certificates, and the cluster works with both; "+
-			"fix what the error names, then run 'kubeforge certs renew %s -f %s' again to finish", err, strings.Join(opts.Names, " "), opts.File)
+			"fix what the error names, then run %s again to finish", err, again)
 	}
 	return err
 }

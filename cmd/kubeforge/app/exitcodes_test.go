@@ -40,6 +40,10 @@ spec:
 		{"--parallel 0", []string{"init", "-f", ok, "--parallel", "0", "--bundle", bundleDir, "--state-dir", state}, ExitUsage, "--parallel 0"},
 		{"malformed fingerprint", []string{"known-hosts", "accept", "cp1", "--fingerprint", "md5:aa", "-f", ok, "--state-dir", state}, ExitUsage, "not a SHA256 fingerprint"},
 		{"missing key and secret", []string{"check", "-f", keyless, "--state-dir", state}, ExitInvalid, "before connecting to any host"},
+		{"timer flags together", []string{"certs", "renew", "--install-timer", "--remove-timer", "-f", ok}, ExitUsage, "not both"},
+		{"timer with names", []string{"certs", "renew", "all", "--install-timer", "-f", ok}, ExitUsage, "no certificate names"},
+		{"renew nothing", []string{"certs", "renew", "-f", ok}, ExitUsage, "name what to renew"},
+		{"renew a CA", []string{"certs", "renew", "etcd-ca", "-f", ok, "--state-dir", state}, ExitFailure, "certificate authority"},
 		{"invalid cluster file", []string{"check", "-f", writeFile(t, "bad.yaml", strings.Replace(testCluster, "192.0.2.11", "127.0.0.1", 1)), "--state-dir", state}, ExitInvalid, "loopback"},
 	} {
 		code, _, errOut := run(t, tc.args...)
