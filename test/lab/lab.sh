@@ -161,8 +161,13 @@ take_snapshot() {
 	mkdir -p "$STATE"
 	[ -f "$STATE/snapshot.done" ] && return 0
 	step "snapshot of iptables, sysctls and links (restored by lab-down)"
-	iptables-save >"$STATE/iptables.snapshot"
-	ip6tables-save >"$STATE/ip6tables.snapshot" 2>/dev/null || : >"$STATE/ip6tables.snapshot"
+	# Rules tagged $TAG are the lab's by definition: ones left by an earlier
+	# lab that was killed go now, and are never part of "before the lab"
+	# (else lab-down would restore them and then find them left behind).
+	remove_tagged iptables
+	remove_tagged ip6tables
+	iptables-save | untagged >"$STATE/iptables.snapshot"
+	{ ip6tables-save 2>/dev/null || true; } | untagged >"$STATE/ip6tables.snapshot"
 	sysctl -a 2>/dev/null >"$STATE/sysctl.snapshot" || true
 	[ -s "$STATE/sysctl.snapshot" ] || die "sysctl -a printed nothing"
 	links >"$STATE/links.snapshot"
@@ -461,6 +466,8 @@ remove_tagged() { # iptables|ip6tables
 	((count == 0)) || info "removed $count $cmd rules tagged $TAG"
 }
 
+untagged() { grep -Ev -- "--comment \"?$TAG\"?( |$)" || true; }
+
 tagged_rules() { # prints what is left
 	{ iptables-save 2>/dev/null; ip6tables-save 2>/dev/null; } | grep -E -- "--comment \"?$TAG\"?( |$)" || true
 }
@@ -742,7 +749,7 @@ restore_tables() { # iptables|ip6tables nft-family snapshot
 	local new=()
 	mapfile -t new < <(comm -13 <(tables_of "$snap") <(tables_of "$now"))
 	{
-		grep -v '^#' "$snap" || true
+		{ grep -v '^#' "$snap" || true; } | untagged
 		for t in "${new[@]}"; do
 			echo "*$t"
 			for ch in $(builtin_chains "$t"); do echo ":$ch ACCEPT [0:0]"; done
@@ -871,7 +878,7 @@ verify_down() {
 		local d
 		if [ -f "$STATE/dockerd.started" ]; then
 			for d in iptables ip6tables; do
-				if left=$(diff <(normalize_rules <"$STATE/$d.snapshot") <("$d-save" 2>/dev/null | normalize_rules)); then
+				if left=$(diff <(normalize_rules <"$STATE/$d.snapshot" | untagged) <("$d-save" 2>/dev/null | normalize_rules)); then
 					check 0 "$d-save equals the snapshot (ignoring counters)"
 				else
 					check 1 "$d-save differs from the snapshot:"
