@@ -167,6 +167,19 @@ func (c *Cluster) Host(name string) *Host {
 	return nil
 }
 
+// Without is the cluster without the named host: what stays when it goes.
+// The copy shares everything but the host list.
+func (c *Cluster) Without(name string) *Cluster {
+	out := *c
+	out.Spec.Hosts = nil
+	for _, h := range c.Spec.Hosts {
+		if h.Name != name {
+			out.Spec.Hosts = append(out.Spec.Hosts, h)
+		}
+	}
+	return &out
+}
+
 // APIServerURL is the control-plane endpoint as an https URL.
 func (c *Cluster) APIServerURL() string { return "https://" + c.Spec.ControlPlane.Endpoint }
 

@@ -161,6 +161,9 @@ func parseFacts(out string) (*Facts, error) {
 	return f, nil
 }
 
+// VersionWord picks the version out of a program's --version line.
+func VersionWord(s string) string { return versionWord(s) }
+
 // versionWord picks the version out of "containerd github.com/... 1.6.20 ..."
 // or "runc version 1.1.5" or "Keepalived v2.2.7 (...)".
 func versionWord(s string) string {

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kubeforge/kubeforge/internal/atomicfile"
 	"github.com/kubeforge/kubeforge/internal/config"
 )
 
@@ -251,6 +252,36 @@ func (h *Host) put(ctx context.Context, r io.Reader, p, sha string, mode FileMod
 		return err
 	}
 	return h.commit(ctx, map[string]string{tmp: p})
+}
+
+// Download copies a file of the host (any owner) to local, atomically,
+// and checks its sha256 against the host's. It returns the sum.
+func (h *Host) Download(ctx context.Context, remote, local string) (string, error) {
+	uid, err := h.RunAsUser(ctx, "id -u")
+	if err != nil {
+		return "", err
+	}
+	stage := "/tmp/.kubeforge-" + randomSuffix()
+	out, err := h.Run(ctx, fmt.Sprintf("set -e\ninstall -m 600 -o %s %s %s\nsha256sum < %s | cut -d' ' -f1",
+		quote(strings.TrimSpace(uid)), quote(remote), quote(stage), quote(stage)))
+	defer h.Run(context.WithoutCancel(ctx), "rm -f "+quote(stage)) //nolint:errcheck // best effort
+	if err != nil {
+		return "", fmt.Errorf("copy %s: %w", remote, err)
+	}
+	want := strings.TrimSpace(out)
+	var got string
+	err = atomicfile.WriteFunc(local, 0o600, 0o700, func(w io.Writer) error {
+		hw := sha256.New()
+		if err := h.t.Get(ctx, stage, io.MultiWriter(w, hw)); err != nil {
+			return h.Errorf("download %s: %w", remote, err)
+		}
+		got = hex.EncodeToString(hw.Sum(nil))
+		if got != want {
+			return h.Errorf("download %s: corrupted in transit (sha256 %s, the host has %s)", remote, got, want)
+		}
+		return nil
+	})
+	return got, err
 }
 
 // Write is one file of PutAll.

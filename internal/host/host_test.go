@@ -34,6 +34,7 @@ func (s *scripted) Run(_ context.Context, cmd string, stdin io.Reader) (ssh.Resu
 	return s.answer(cmd, in), nil
 }
 func (s *scripted) Put(context.Context, io.Reader, string) error { return nil }
+func (s *scripted) Get(context.Context, string, io.Writer) error { return nil }
 func (s *scripted) Close() error                                 { return nil }
 
 func spec() *config.Host {

@@ -25,6 +25,8 @@ type Transport interface {
 	// Put writes r to path as the login user (a staging file; Host moves
 	// it into place as root).
 	Put(ctx context.Context, r io.Reader, path string) error
+	// Get copies path, readable by the login user, to w.
+	Get(ctx context.Context, path string, w io.Writer) error
 	Close() error
 }
 
@@ -40,6 +42,32 @@ func (t sshTransport) Run(ctx context.Context, cmd string, stdin io.Reader) (ssh
 }
 
 // Put uses SFTP when the host offers it and streams through cat when not.
+func (t sshTransport) Get(ctx context.Context, path string, w io.Writer) error {
+	if s, err := t.c.SFTP(); err == nil {
+		f, err := s.Open(path)
+		if err != nil {
+			return fmt.Errorf("sftp open %s: %w", path, err)
+		}
+		done := context.AfterFunc(ctx, func() { f.Close() })
+		_, err = f.WriteTo(w)
+		done()
+		f.Close()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	res, err := t.c.Run(ctx, "cat "+quote(path), nil)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("cat %s: exit %d: %s", path, res.ExitCode, res.Stderr)
+	}
+	_, err = w.Write(res.Stdout)
+	return err
+}
+
 func (t sshTransport) Put(ctx context.Context, r io.Reader, path string) error {
 	if s, err := t.c.SFTP(); err == nil {
 		f, err := s.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
@@ -98,6 +126,16 @@ func (localTransport) Run(ctx context.Context, cmd string, stdin io.Reader) (ssh
 func (localTransport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	var d net.Dialer
 	return d.DialContext(ctx, "tcp", addr)
+}
+
+func (localTransport) Get(_ context.Context, path string, w io.Writer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
 }
 
 func (localTransport) Put(ctx context.Context, r io.Reader, path string) error {
