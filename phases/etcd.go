@@ -107,10 +107,11 @@ func (p *etcdPhase) desired(h *host.Host) (Desired, error) {
 
 // etcdMember is one entry of `etcdctl member list -w json`.
 type etcdMember struct {
-	ID        uint64   `json:"ID"`
-	Name      string   `json:"name"` // empty until the member first starts
-	PeerURLs  []string `json:"peerURLs"`
-	IsLearner bool     `json:"isLearner"`
+	ID         uint64   `json:"ID"`
+	Name       string   `json:"name"` // empty until the member first starts
+	PeerURLs   []string `json:"peerURLs"`
+	ClientURLs []string `json:"clientURLs"`
+	IsLearner  bool     `json:"isLearner"`
 }
 
 func (m etcdMember) hexID() string { return fmt.Sprintf("%x", m.ID) }
@@ -392,8 +393,18 @@ func etcdctl(args string) string {
 
 // etcdctlAt is etcdctl against the given members.
 func etcdctlAt(endpoints []string, args string) string {
-	return fmt.Sprintf("%s --endpoints=%s --cacert=%s --cert=%s --key=%s --dial-timeout=3s --command-timeout=10s %s",
-		bin("etcdctl"), strings.Join(endpoints, ","), pki("etcd/ca.crt"), pki("etcd/healthcheck-client.crt"), pki("etcd/healthcheck-client.key"), args)
+	return etcdctlWithin(endpoints, 10*time.Second, args)
+}
+
+// etcdctlSnapshot is etcdctl against the local member, with the time a
+// snapshot of a large database takes.
+func etcdctlSnapshot(args string) string {
+	return etcdctlWithin([]string{fmt.Sprintf("https://127.0.0.1:%d", EtcdClientPort)}, 15*time.Minute, args)
+}
+
+func etcdctlWithin(endpoints []string, timeout time.Duration, args string) string {
+	return fmt.Sprintf("%s --endpoints=%s --cacert=%s --cert=%s --key=%s --dial-timeout=3s --command-timeout=%s %s",
+		bin("etcdctl"), strings.Join(endpoints, ","), pki("etcd/ca.crt"), pki("etcd/healthcheck-client.crt"), pki("etcd/healthcheck-client.key"), timeout, args)
 }
 
 func shorten(s string) string {

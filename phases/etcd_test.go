@@ -68,7 +68,8 @@ func (e *etcdHost) Put(_ context.Context, r io.Reader, _ string) error {
 	e.pending = r
 	return nil
 }
-func (e *etcdHost) Close() error { return nil }
+func (e *etcdHost) Close() error                                 { return nil }
+func (e *etcdHost) Get(context.Context, string, io.Writer) error { return nil }
 
 func etcdEnv(t *testing.T) *Env {
 	t.Helper()

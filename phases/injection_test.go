@@ -109,6 +109,7 @@ func (r *commandLog) Run(_ context.Context, cmd string, stdin io.Reader) (ssh.Re
 	return ssh.Result{}, nil
 }
 func (r *commandLog) Put(context.Context, io.Reader, string) error { return nil }
+func (r *commandLog) Get(context.Context, string, io.Writer) error { return nil }
 func (r *commandLog) Close() error                                 { return nil }
 
 // Labels reach the API as data: the command line is fixed, the keys and

@@ -72,35 +72,46 @@ type Env struct {
 	// ControlHost returns the first control plane, connected: phases run
 	// kubectl there against the local API server.
 	ControlHost func(ctx context.Context) (*host.Host, error)
+	// Connect reaches any host of the cluster (the run's pool), for a
+	// phase that picks its host itself (one healthy etcd member).
+	Connect func(ctx context.Context, spec *config.Host) (*host.Host, error)
 }
 
 // constructors builds each phase by name.
 var constructors = map[string]func(*Env) Phase{
-	"connect":         func(*Env) Phase { return connectPhase{} },
-	"facts":           func(env *Env) Phase { return &factsPhase{env: env} },
-	"preflight":       func(env *Env) Phase { return &preflightPhase{env: env} },
-	"bundle":          func(env *Env) Phase { return &bundlePhase{env: env} },
-	"install":         func(env *Env) Phase { return &installPhase{env: env} },
-	"runtime":         func(env *Env) Phase { return &runtimePhase{env: env} },
-	"certs":           func(env *Env) Phase { return &certsPhase{env: env} },
-	"etcd":            func(env *Env) Phase { return &etcdPhase{env: env} },
-	"control-plane":   func(env *Env) Phase { return &controlPlanePhase{env: env} },
-	"bootstrap":       func(env *Env) Phase { return &bootstrapPhase{env: env} },
-	"kubelet":         func(env *Env) Phase { return &kubeletPhase{env: env} },
-	"kube-proxy":      func(env *Env) Phase { return &proxyPhase{env: env} },
-	"cni":             func(env *Env) Phase { return &cniPhase{env: env} },
-	"addons":          func(env *Env) Phase { return &addonsPhase{env: env} },
-	"ready":           func(env *Env) Phase { return &readyPhase{env: env} },
-	"vip":             func(env *Env) Phase { return &vipPhase{env: env} },
-	"upload-certs":    func(env *Env) Phase { return &uploadCertsPhase{env: env} },
-	"certs-inventory": func(env *Env) Phase { return &certInventoryPhase{env: env} },
-	"certs-renew":     func(env *Env) Phase { return &certsRenewPhase{env: env} },
-	"certs-backup":    func(env *Env) Phase { return &certsBackupPhase{env: env, stamp: BackupStamp(time.Now())} },
-	"renew-preflight": func(env *Env) Phase { return &renewPreflightPhase{env: env} },
-	"roll":            func(env *Env) Phase { return &rollPhase{env: env} },
-	"kubelet-certs":   func(env *Env) Phase { return &kubeletCertsPhase{env: env} },
-	"certs-verify":    func(env *Env) Phase { return &certsVerifyPhase{env: env} },
-	"renew-timer":     func(env *Env) Phase { return &renewTimerPhase{env: env} },
+	"connect":            func(*Env) Phase { return connectPhase{} },
+	"facts":              func(env *Env) Phase { return &factsPhase{env: env} },
+	"preflight":          func(env *Env) Phase { return &preflightPhase{env: env} },
+	"bundle":             func(env *Env) Phase { return &bundlePhase{env: env} },
+	"install":            func(env *Env) Phase { return &installPhase{env: env} },
+	"runtime":            func(env *Env) Phase { return &runtimePhase{env: env} },
+	"certs":              func(env *Env) Phase { return &certsPhase{env: env} },
+	"etcd":               func(env *Env) Phase { return &etcdPhase{env: env} },
+	"control-plane":      func(env *Env) Phase { return &controlPlanePhase{env: env} },
+	"bootstrap":          func(env *Env) Phase { return &bootstrapPhase{env: env} },
+	"kubelet":            func(env *Env) Phase { return &kubeletPhase{env: env} },
+	"kube-proxy":         func(env *Env) Phase { return &proxyPhase{env: env} },
+	"cni":                func(env *Env) Phase { return &cniPhase{env: env} },
+	"addons":             func(env *Env) Phase { return &addonsPhase{env: env} },
+	"ready":              func(env *Env) Phase { return &readyPhase{env: env} },
+	"vip":                func(env *Env) Phase { return &vipPhase{env: env} },
+	"upload-certs":       func(env *Env) Phase { return &uploadCertsPhase{env: env} },
+	"certs-inventory":    func(env *Env) Phase { return &certInventoryPhase{env: env} },
+	"certs-renew":        func(env *Env) Phase { return &certsRenewPhase{env: env} },
+	"certs-backup":       func(env *Env) Phase { return &certsBackupPhase{env: env, stamp: BackupStamp(time.Now())} },
+	"renew-preflight":    func(env *Env) Phase { return &renewPreflightPhase{env: env} },
+	"roll":               func(env *Env) Phase { return &rollPhase{env: env} },
+	"kubelet-certs":      func(env *Env) Phase { return &kubeletCertsPhase{env: env} },
+	"certs-verify":       func(env *Env) Phase { return &certsVerifyPhase{env: env} },
+	"renew-timer":        func(env *Env) Phase { return &renewTimerPhase{env: env} },
+	"snapshot-save":      func(env *Env) Phase { return &SnapshotSavePhase{env: env} },
+	"snapshot-check":     func(env *Env) Phase { return &snapshotCheckPhase{env: env} },
+	"snapshot-restore":   func(env *Env) Phase { return &snapshotRestorePhase{env: env} },
+	"stop-control-plane": func(env *Env) Phase { return &stopControlPlanePhase{env: env} },
+	"status":             func(env *Env) Phase { return &statusPhase{env: env} },
+	"reset":              func(env *Env) Phase { return &resetPhase{env: env} },
+	"remove-node":        func(env *Env) Phase { return &removeNodePhase{env: env, target: &config.Host{}} },
+	"snapshot-timer":     func(env *Env) Phase { return &snapshotTimerPhase{env: env} },
 }
 
 // New builds the named phase.

@@ -172,6 +172,7 @@ func (s *scriptedHost) Run(_ context.Context, cmd string, _ io.Reader) (ssh.Resu
 	return ssh.Result{}, nil
 }
 func (s *scriptedHost) Put(context.Context, io.Reader, string) error { return nil }
+func (s *scriptedHost) Get(context.Context, string, io.Writer) error { return nil }
 func (s *scriptedHost) Close() error                                 { return nil }
 
 func TestDesiredDiff(t *testing.T) {
@@ -253,6 +254,7 @@ func (p probeHost) Run(context.Context, string, io.Reader) (ssh.Result, error) {
 	return ssh.Result{Stdout: []byte(p.out)}, nil
 }
 func (probeHost) Put(context.Context, io.Reader, string) error { return nil }
+func (probeHost) Get(context.Context, string, io.Writer) error { return nil }
 func (probeHost) Close() error                                 { return nil }
 
 func TestPreflight(t *testing.T) {

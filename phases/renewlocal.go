@@ -94,10 +94,7 @@ func (p *renewTimerPhase) Plan(ctx context.Context, h *host.Host) ([]string, err
 
 func (p *renewTimerPhase) Run(ctx context.Context, h *host.Host) error {
 	if p.binary == "" {
-		_, err := h.Run(ctx, fmt.Sprintf(`systemctl disable --now %[1]s.timer >/dev/null 2>&1 || true
-rm -f /etc/systemd/system/%[1]s.timer /etc/systemd/system/%[1]s.service %[2]s %[3]s %[4]s %[5]s
-systemctl daemon-reload`, TimerUnit, TimerBinary, TimerCluster, pki("etcd/ca.key"), pki("front-proxy-ca.key")))
-		return err
+		return removeTimer(ctx, h, TimerUnit, TimerBinary, TimerCluster, pki("etcd/ca.key"), pki("front-proxy-ca.key"))
 	}
 	sum, _, err := bundle.HashFile(p.binary)
 	if err != nil {
@@ -110,10 +107,23 @@ systemctl daemon-reload`, TimerUnit, TimerBinary, TimerCluster, pki("etcd/ca.key
 	if err != nil {
 		return err
 	}
+	return enableTimer(ctx, h, d, TimerUnit)
+}
+
+// enableTimer writes a timer's files (its units among them) and starts it.
+func enableTimer(ctx context.Context, h *host.Host, d Desired, unit string) error {
 	if _, err := d.Apply(ctx, h); err != nil {
 		return err
 	}
-	_, err = h.Run(ctx, "systemctl daemon-reload && systemctl enable --now "+TimerUnit+".timer >/dev/null 2>&1")
+	_, err := h.Run(ctx, "systemctl daemon-reload && systemctl enable --now "+unit+".timer >/dev/null 2>&1")
+	return err
+}
+
+// removeTimer stops a timer and removes its units and the files it used.
+func removeTimer(ctx context.Context, h *host.Host, unit string, files ...string) error {
+	_, err := h.Run(ctx, fmt.Sprintf(`systemctl disable --now %[1]s.timer >/dev/null 2>&1 || true
+rm -f /etc/systemd/system/%[1]s.timer /etc/systemd/system/%[1]s.service %[2]s
+systemctl daemon-reload`, unit, strings.Join(files, " ")))
 	return err
 }
 

@@ -27,6 +27,7 @@ func (rootTransport) Run(_ context.Context, cmd string, _ io.Reader) (ssh.Result
 	return ssh.Result{Stdout: []byte("0\n")}, nil
 }
 func (rootTransport) Put(context.Context, io.Reader, string) error { return nil }
+func (rootTransport) Get(context.Context, string, io.Writer) error { return nil }
 func (rootTransport) Close() error                                 { return nil }
 
 // recorder is a fake phase.

@@ -129,7 +129,7 @@ func (p *runtimePhase) Plan(ctx context.Context, h *host.Host) ([]string, error)
 }
 
 func (p *runtimePhase) Run(ctx context.Context, h *host.Host) error {
-	if installed, err := h.EnsurePackages(ctx, runtimePackages...); err != nil {
+	if installed, err := ensurePackages(ctx, h, runtimePackages...); err != nil {
 		return err
 	} else if len(installed) > 0 {
 		p.env.Log.Info("installed packages", "host", h.Name(), "packages", installed)
@@ -146,8 +146,15 @@ func (p *runtimePhase) Run(ctx context.Context, h *host.Host) error {
 		return err
 	}
 	// Load the modules and apply the sysctls now, not only at boot. A
-	// module built into the kernel is fine: modprobe succeeds for it.
-	if _, err := h.Run(ctx, "modprobe overlay && modprobe br_netfilter && sysctl -q -p "+sysctlFile); err != nil {
+	// module built into the kernel is fine: modprobe succeeds for it. What
+	// they were before is kept for reset.
+	if _, err := h.Run(ctx, "modprobe overlay && modprobe br_netfilter"); err != nil {
+		return fmt.Errorf("kernel modules: %w", err)
+	}
+	if err := recordOriginals(ctx, h); err != nil {
+		return err
+	}
+	if _, err := h.Run(ctx, "sysctl -q -p "+sysctlFile); err != nil {
 		return fmt.Errorf("kernel settings: %w", err)
 	}
 	if err := waitFor(ctx, 60*time.Second, func() (bool, error) {

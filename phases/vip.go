@@ -148,7 +148,7 @@ func (p *vipPhase) Run(ctx context.Context, h *host.Host) error {
 	if err != nil {
 		return err
 	}
-	if _, err := h.EnsurePackages(ctx, vipPackages...); err != nil {
+	if _, err := ensurePackages(ctx, h, vipPackages...); err != nil {
 		return err
 	}
 	if _, err := d.Apply(ctx, h); err != nil {

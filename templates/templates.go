@@ -14,7 +14,7 @@ import (
 	"text/template"
 )
 
-//go:embed systemd containerd cni addons bootstrap keepalived
+//go:embed systemd containerd cni addons bootstrap keepalived etcd
 var files embed.FS
 
 // Header marks every file kubeforge generates.

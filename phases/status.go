@@ -1,0 +1,276 @@
+package phases
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kubeforge/kubeforge/certs"
+	"github.com/kubeforge/kubeforge/internal/config"
+	"github.com/kubeforge/kubeforge/internal/host"
+)
+
+// ServiceStatus is one kubeforge service on a host.
+type ServiceStatus struct {
+	Name     string    `json:"name"`
+	State    string    `json:"state"` // active, failed, inactive, not installed
+	Since    time.Time `json:"since,omitempty"`
+	Restarts int       `json:"restarts"`
+	Version  string    `json:"version,omitempty"`
+}
+
+// Healthy reports whether the service runs.
+func (s ServiceStatus) Healthy() bool { return s.State == "active" }
+
+// HostStatus is what `kubeforge status` reads on one host.
+type HostStatus struct {
+	Name        string          `json:"name"`
+	Services    []ServiceStatus `json:"services"`
+	HoldsVIP    bool            `json:"holdsVIP"`
+	SoonestCert *certs.HostCert `json:"soonestCertificate,omitempty"`
+}
+
+// hostServices are the kubeforge services a host runs, by its roles.
+func hostServices(c *config.Cluster, h *config.Host) []string {
+	out := []string{"containerd", "kubelet", "kube-proxy", "flanneld"}
+	if h.Has(config.RoleEtcd) {
+		out = append(out, "etcd")
+	}
+	if h.Has(config.RoleControlPlane) {
+		out = append(out, "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+		if c.Spec.ControlPlane.VIP != "" {
+			out = append(out, "keepalived")
+		}
+	}
+	return out
+}
+
+// statusPhase reads a host's services, whether it holds the VIP and its
+// soonest certificate expiry, in one round trip.
+type statusPhase struct {
+	env  *Env
+	sink func(HostStatus)
+	mu   sync.Mutex
+}
+
+// NewStatus is the status phase; sink gets each host's status.
+func NewStatus(env *Env, sink func(HostStatus)) Phase { return &statusPhase{env: env, sink: sink} }
+
+func (*statusPhase) Title() string  { return "Read each host's services" }
+func (*statusPhase) ReadOnly() bool { return true }
+
+func (p *statusPhase) Run(ctx context.Context, h *host.Host) error {
+	names := hostServices(p.env.Cluster, h.Spec)
+	units := make([]string, len(names))
+	for i, n := range names {
+		units[i] = n + ".service"
+	}
+	script := fmt.Sprintf(`systemctl show -p Id,LoadState,ActiveState,SubState,ActiveEnterTimestamp,NRestarts,Environment %s
+echo "@@tools"
+echo "containerd=$(containerd --version 2>/dev/null)"
+echo "keepalived=$(keepalived --version 2>&1 | head -1)"
+echo "@@addrs"
+ip -o addr show 2>/dev/null
+echo "@@certs"
+%s`, strings.Join(units, " "), certs.InventoryScript)
+	out, err := h.Run(ctx, script)
+	if err != nil {
+		return err
+	}
+	st := HostStatus{Name: h.Name()}
+	svcPart, rest, _ := strings.Cut(out, "@@tools\n")
+	toolsPart, rest, _ := strings.Cut(rest, "@@addrs\n")
+	addrPart, certPart, _ := strings.Cut(rest, "@@certs\n")
+	tools := keyValues(toolsPart)
+	for _, block := range strings.Split(strings.TrimSpace(svcPart), "\n\n") {
+		kv := keyValues(block)
+		name := strings.TrimSuffix(kv["Id"], ".service")
+		if name == "" {
+			continue
+		}
+		s := ServiceStatus{Name: name, State: kv["ActiveState"]}
+		if kv["LoadState"] == "not-found" {
+			s.State = "not installed"
+		}
+		if t, err := time.Parse("Mon 2006-01-02 15:04:05 MST", kv["ActiveEnterTimestamp"]); err == nil {
+			s.Since = t
+		}
+		s.Restarts, _ = strconv.Atoi(kv["NRestarts"])
+		s.Version = p.version(name, kv["Environment"], tools)
+		st.Services = append(st.Services, s)
+	}
+	if vip := p.env.Cluster.Spec.ControlPlane.VIP; vip != "" {
+		st.HoldsVIP = strings.Contains(addrPart, " "+vip+"/")
+	}
+	if cas, err := certs.ReadCAs(certs.Dir(p.env.StateDir)); err == nil {
+		for _, c := range certs.ParseInventory(h.Name(), certPart, cas, time.Now()) {
+			if c.Error != "" || c.IsCA || c.RotatedBy != certs.RotatedByKubeforge {
+				continue
+			}
+			if st.SoonestCert == nil || c.NotAfter.Before(st.SoonestCert.NotAfter) {
+				cc := c
+				st.SoonestCert = &cc
+			}
+		}
+	}
+	if p.sink != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.sink(st)
+	}
+	return nil
+}
+
+// version is the component's version: the bundle's, named by the binary
+// sum in the unit (KUBEFORGE_BINARY=kubelet@sha256:...), or the OS
+// package's for containerd and keepalived.
+func (p *statusPhase) version(name, environment string, tools map[string]string) string {
+	switch name {
+	case "containerd", "keepalived":
+		if tools[name] == "" {
+			return ""
+		}
+		return host.VersionWord(tools[name])
+	}
+	_, id, ok := strings.Cut(environment, "KUBEFORGE_BINARY=")
+	if !ok || p.env.Bundle == nil {
+		return ""
+	}
+	id = strings.Fields(id)[0]
+	prog, sum, _ := strings.Cut(strings.Trim(id, `"`), "@sha256:")
+	f, pr, ok := p.env.Bundle.Program(prog)
+	if !ok {
+		return ""
+	}
+	if !strings.HasPrefix(f.SHA256, sum) {
+		return pr.Version + " (another bundle's binary)"
+	}
+	return pr.Version
+}
+
+func keyValues(s string) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(s, "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// NodeStatus is a node as the API sees it.
+type NodeStatus struct {
+	Name    string `json:"name"`
+	Ready   string `json:"ready"`
+	Kubelet string `json:"kubeletVersion"`
+}
+
+// EtcdStatus is an etcd member.
+type EtcdStatus struct {
+	Name     string `json:"name"`
+	Endpoint string `json:"endpoint"`
+	Learner  bool   `json:"learner"`
+	Leader   bool   `json:"leader"`
+	Healthy  bool   `json:"healthy"`
+	Error    string `json:"error,omitempty"`
+	DBSize   int64  `json:"dbSize"`
+	Revision int64  `json:"revision"`
+}
+
+// ClusterStatus reads the nodes and the etcd members from the control
+// plane and an etcd member.
+func ClusterStatus(ctx context.Context, env *Env) ([]NodeStatus, []EtcdStatus, error) {
+	var nodes []NodeStatus
+	var members []EtcdStatus
+	ctl, err := env.ControlHost(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := ctl.Run(ctx, kubectlLocal(env.Cluster.Spec.ControlPlane.Port, "get nodes -o json"))
+	if err == nil {
+		var list struct {
+			Items []struct {
+				Metadata struct{ Name string }
+				Status   struct {
+					Conditions []struct{ Type, Status string }
+					NodeInfo   struct {
+						KubeletVersion string `json:"kubeletVersion"`
+					} `json:"nodeInfo"`
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &list); err == nil {
+			for _, n := range list.Items {
+				ns := NodeStatus{Name: n.Metadata.Name, Ready: "Unknown", Kubelet: n.Status.NodeInfo.KubeletVersion}
+				for _, c := range n.Status.Conditions {
+					if c.Type == "Ready" {
+						ns.Ready = c.Status
+					}
+				}
+				nodes = append(nodes, ns)
+			}
+		}
+	}
+	member, err := HealthyEtcdMember(ctx, env)
+	if err != nil {
+		return nodes, nil, err
+	}
+	out, err = member.Run(ctx, etcdctl("member list -w json"))
+	if err != nil {
+		return nodes, nil, err
+	}
+	var list struct {
+		Members []struct {
+			ID         uint64   `json:"ID"`
+			Name       string   `json:"name"`
+			ClientURLs []string `json:"clientURLs"`
+			IsLearner  bool     `json:"isLearner"`
+		} `json:"members"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		return nodes, nil, err
+	}
+	for _, m := range list.Members {
+		es := EtcdStatus{Name: m.Name, Learner: m.IsLearner}
+		if len(m.ClientURLs) == 0 {
+			es.Error = "not started"
+			members = append(members, es)
+			continue
+		}
+		es.Endpoint = m.ClientURLs[0]
+		out, err := member.Run(ctx, etcdctlAt([]string{es.Endpoint}, "endpoint status -w json"))
+		var st []struct {
+			Status struct {
+				Header struct {
+					MemberID uint64 `json:"member_id"`
+					Revision int64  `json:"revision"`
+				} `json:"header"`
+				Leader uint64 `json:"leader"`
+				DBSize int64  `json:"dbSize"`
+			} `json:"Status"`
+		}
+		switch {
+		case err != nil:
+			es.Error = shortErr(err)
+		case json.Unmarshal([]byte(out), &st) != nil || len(st) == 0:
+			es.Error = "no status"
+		default:
+			es.DBSize, es.Revision = st[0].Status.DBSize, st[0].Status.Header.Revision
+			es.Leader = st[0].Status.Leader == m.ID
+			es.Healthy = !m.IsLearner
+			if !m.IsLearner {
+				if ok, _ := member.Check(ctx, etcdctlAt([]string{es.Endpoint}, "endpoint health")); !ok {
+					es.Healthy, es.Error = false, "health check failed"
+				}
+			}
+		}
+		members = append(members, es)
+	}
+	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
+	return nodes, members, nil
+}
