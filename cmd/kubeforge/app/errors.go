@@ -11,6 +11,7 @@ import (
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/discovery"
 	"github.com/kubeforge/kubeforge/internal/ssh"
+	"github.com/kubeforge/kubeforge/phases"
 )
 
 // Exit codes. Every error reaching Main is turned into a message and one of
@@ -19,7 +20,7 @@ const (
 	ExitOK       = 0
 	ExitFailure  = 1 // the operation failed, or a check found a problem
 	ExitUsage    = 2 // bad flags or arguments: nothing was done
-	ExitInvalid  = 3 // the cluster file or another input is invalid: nothing was done
+	ExitInvalid  = 3 // the cluster file or another input is invalid, or the change was refused: nothing was done
 	ExitCanceled = 130
 )
 
@@ -78,13 +79,14 @@ func exitCode(err error) int {
 		coder   exitCoder
 		invalid *config.InvalidError
 		badFile *certs.FileError
+		refusal *phases.RefusalError
 	)
 	switch {
 	case errors.Is(err, context.Canceled):
 		return ExitCanceled
 	case errors.As(err, &usage):
 		return ExitUsage
-	case errors.As(err, &invalid), errors.As(err, &badFile), errors.As(err, &input):
+	case errors.As(err, &invalid), errors.As(err, &badFile), errors.As(err, &input), errors.As(err, &refusal):
 		return ExitInvalid
 	case errors.As(err, &refused) && refused.Reason != discovery.Unreachable:
 		return ExitInvalid

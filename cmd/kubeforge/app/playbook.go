@@ -186,6 +186,7 @@ func runAction(ctx context.Context, deps *Deps, a action, pb *playbooks.Playbook
 	})
 	defer pool.Close()
 	env.ControlHost = phases.ControlHostFrom(pool, c)
+	env.Connect = pool.Get
 	run := &actionRun{Cluster: c, Pool: pool, Env: env, Runner: newRunner(deps, env, pool, opts), File: opts.File}
 	if a.setup != nil {
 		if err := a.setup(ctx, deps, run, opts); err != nil {

@@ -139,6 +139,10 @@ of binaries built from upstream source. Nothing is downloaded at install time.`,
 		NewCmdInit(deps, nil),
 		NewCmdJoin(deps, nil),
 		NewCmdToken(deps),
+		NewCmdEtcd(deps),
+		NewCmdStatus(deps),
+		NewCmdReset(deps),
+		NewCmdDelete(deps),
 		NewCmdKubectl(deps),
 	)
 	return root

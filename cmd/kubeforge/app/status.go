@@ -1,0 +1,333 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+	"github.com/spf13/cobra"
+
+	"github.com/kubeforge/kubeforge/phases"
+	"github.com/kubeforge/kubeforge/playbooks"
+)
+
+// StatusOptions are the flags of `kubeforge status`.
+type StatusOptions struct {
+	File   string
+	Output string
+}
+
+// NewCmdStatus builds `kubeforge status`.
+func NewCmdStatus(deps *Deps) *cobra.Command {
+	opts := &StatusOptions{}
+	cmd := &cobra.Command{
+		Use:   "status -f CLUSTER_FILE [-o table|json]",
+		Short: "One look at the whole cluster: services, nodes, etcd, the VIP, the API, certificates",
+		Long: `Read every host (in parallel) and the cluster, and show, what is not healthy first:
+- per host, each kubeforge service: active or not, since when, how often systemd
+  restarted it, and its version (the bundle's, or the OS package's);
+- the nodes: Ready, and the kubelet's version;
+- the etcd members: voting or learner, the leader, health, database size, revision;
+- which control plane holds the VIP, and /readyz through the endpoint from here;
+- each host's certificate that expires first.
+A host that cannot be reached is a row saying so; the rest is shown all the same.
+The exit code is 0 when everything is healthy, 1 when something is not.`,
+		Example: `  kubeforge status -f cluster.yaml
+  kubeforge status -f cluster.yaml -o json | jq '.degraded'`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.Output != "table" && opts.Output != "json" {
+				return usageError{fmt.Errorf("-o %q: table or json", opts.Output)}
+			}
+			return runStatus(cmd.Context(), deps, opts)
+		},
+	}
+	cmd.Flags().StringVarP(&opts.File, clusterFileFlag, "f", "", "cluster file")
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "table", "table or json")
+	return cmd
+}
+
+// statusReport is the whole answer, as JSON prints it.
+type statusReport struct {
+	Cluster  string              `json:"cluster"`
+	Healthy  bool                `json:"healthy"`
+	Degraded []string            `json:"degraded"`
+	Hosts    []hostRow           `json:"hosts"`
+	Nodes    []phases.NodeStatus `json:"nodes"`
+	Etcd     []phases.EtcdStatus `json:"etcd"`
+	VIP      string              `json:"vip,omitempty"`
+	VIPHeld  []string            `json:"vipHeldBy,omitempty"`
+	API      string              `json:"api"`
+	Errors   map[string]string   `json:"errors,omitempty"`
+}
+
+// hostRow is a host, or why it could not be read.
+type hostRow struct {
+	phases.HostStatus
+	Unreachable string `json:"unreachable,omitempty"`
+}
+
+func runStatus(ctx context.Context, deps *Deps, opts *StatusOptions) error {
+	pb, err := playbooks.Load("status")
+	if err != nil {
+		return err
+	}
+	found := map[string]phases.HostStatus{}
+	runDeps := *deps
+	runDeps.IO.Out = io.Discard // the report is the output; the log file has the run
+	var report statusReport
+	a := action{
+		playbook:       "status",
+		needsBundle:    false,
+		afterOnFailure: true,
+		setup: func(_ context.Context, _ *Deps, run *actionRun, _ *ActionOptions) error {
+			if _, m, err := loadBundle(deps.Global.Bundle); err == nil {
+				run.Env.Bundle = m // versions by binary sum, when the bundle is here
+			}
+			run.Runner.NewPhase = func(name string, env *phases.Env) (phases.Phase, error) {
+				if name == "status" {
+					return phases.NewStatus(env, func(s phases.HostStatus) { found[s.Name] = s }), nil
+				}
+				return phases.New(name, env)
+			}
+			return nil
+		},
+		after: func(ctx context.Context, _ *Deps, run *actionRun) error {
+			report = buildStatus(ctx, run, found)
+			return nil
+		},
+	}
+	runErr := runAction(ctx, &runDeps, a, pb, &ActionOptions{File: opts.File, Concurrency: 10})
+	if report.Cluster == "" { // the run did not get as far as the hosts
+		return runErr
+	}
+	for name, e := range unreachableHosts(runErr) {
+		for i := range report.Hosts {
+			if report.Hosts[i].Name == name {
+				report.Hosts[i].Unreachable = e
+			}
+		}
+	}
+	report.finish()
+	if opts.Output == "json" {
+		enc := json.NewEncoder(deps.IO.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(report); err != nil {
+			return err
+		}
+	} else {
+		printStatus(deps.IO.Out, &report)
+	}
+	if !report.Healthy {
+		return &statusDegraded{n: len(report.Degraded)}
+	}
+	return nil
+}
+
+// statusDegraded is exit 1 after the report said what.
+type statusDegraded struct{ n int }
+
+func (e *statusDegraded) Error() string { return fmt.Sprintf("%d problems", e.n) }
+func (e *statusDegraded) ExitCode() int { return ExitFailure }
+func (e *statusDegraded) Silent() bool  { return true }
+
+// unreachableHosts are the hosts a step failed on, by name (each error
+// says which host it is about).
+func unreachableHosts(err error) map[string]string {
+	out := map[string]string{}
+	var me *multierror.Error
+	if !errors.As(err, &me) {
+		return out
+	}
+	for _, e := range me.Errors {
+		var n interface{ HostName() string }
+		if errors.As(e, &n) {
+			out[n.HostName()] = e.Error()
+		}
+	}
+	return out
+}
+
+func buildStatus(ctx context.Context, run *actionRun, found map[string]phases.HostStatus) statusReport {
+	c := run.Cluster
+	r := statusReport{Cluster: c.Metadata.Name, VIP: c.Spec.ControlPlane.VIP, Errors: map[string]string{}}
+	for _, h := range c.Spec.Hosts {
+		hs, ok := found[h.Name]
+		if !ok {
+			hs = phases.HostStatus{Name: h.Name}
+		}
+		r.Hosts = append(r.Hosts, hostRow{HostStatus: hs, Unreachable: map[bool]string{true: "", false: "not read"}[ok]})
+		if hs.HoldsVIP {
+			r.VIPHeld = append(r.VIPHeld, h.Name)
+		}
+	}
+	var err error
+	r.Nodes, r.Etcd, err = phases.ClusterStatus(ctx, run.Env)
+	if err != nil {
+		r.Errors["cluster"] = err.Error()
+	}
+	r.API = apiReadyz(run.Env.StateDir, c.Spec.ControlPlane.Endpoint)
+	return r
+}
+
+// apiReadyz asks /readyz through the endpoint, from this machine.
+func apiReadyz(state, endpoint string) string {
+	caPEM, err := os.ReadFile(filepath.Join(state, "pki", "ca.crt"))
+	if err != nil {
+		return "no CA in the state directory: " + err.Error()
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Get("https://" + endpoint + "/readyz")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	return "ok"
+}
+
+// finish decides what is degraded and orders the rows, problems first.
+func (r *statusReport) finish() {
+	var d []string
+	for i := range r.Hosts {
+		h := &r.Hosts[i]
+		if h.Unreachable != "" {
+			d = append(d, "host "+h.Name+": "+h.Unreachable)
+		}
+		for _, s := range h.Services {
+			if !s.Healthy() {
+				d = append(d, fmt.Sprintf("host %s: %s is %s", h.Name, s.Name, s.State))
+			}
+		}
+		if c := h.SoonestCert; c != nil && c.Expired() {
+			d = append(d, fmt.Sprintf("host %s: %s expired", h.Name, c.Name))
+		}
+	}
+	for _, n := range r.Nodes {
+		if n.Ready != "True" {
+			d = append(d, "node "+n.Name+": Ready="+n.Ready)
+		}
+	}
+	for _, m := range r.Etcd {
+		if !m.Healthy {
+			why := m.Error
+			if m.Learner {
+				why = "a learner, not a voter"
+			}
+			d = append(d, "etcd member "+m.Name+": "+why)
+		}
+	}
+	if r.VIP != "" && len(r.VIPHeld) != 1 {
+		d = append(d, fmt.Sprintf("VIP %s held by %d hosts %v", r.VIP, len(r.VIPHeld), r.VIPHeld))
+	}
+	if r.API != "ok" {
+		d = append(d, "API /readyz through the endpoint: "+r.API)
+	}
+	for k, e := range r.Errors {
+		d = append(d, k+": "+e)
+	}
+	r.Degraded, r.Healthy = d, len(d) == 0
+	if r.Degraded == nil {
+		r.Degraded = []string{}
+	}
+	bad := func(h hostRow) bool {
+		if h.Unreachable != "" {
+			return true
+		}
+		for _, s := range h.Services {
+			if !s.Healthy() {
+				return true
+			}
+		}
+		return false
+	}
+	sort.SliceStable(r.Hosts, func(i, j int) bool { return bad(r.Hosts[i]) && !bad(r.Hosts[j]) })
+	sort.SliceStable(r.Nodes, func(i, j int) bool { return r.Nodes[i].Ready != "True" && r.Nodes[j].Ready == "True" })
+	sort.SliceStable(r.Etcd, func(i, j int) bool { return !r.Etcd[i].Healthy && r.Etcd[j].Healthy })
+}
+
+func printStatus(out io.Writer, r *statusReport) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tSERVICE\tSTATE\tSINCE\tRESTARTS\tVERSION")
+	for _, h := range r.Hosts {
+		if h.Unreachable != "" {
+			fmt.Fprintf(tw, "%s\t-\tUNREACHABLE\t-\t-\t%s\n", h.Name, h.Unreachable)
+			continue
+		}
+		services := append([]phases.ServiceStatus(nil), h.Services...)
+		sort.SliceStable(services, func(i, j int) bool { return !services[i].Healthy() && services[j].Healthy() })
+		for _, s := range services {
+			since := "-"
+			if !s.Since.IsZero() {
+				since = humanDuration(time.Since(s.Since)) + " ago"
+			}
+			state := s.State
+			if !s.Healthy() {
+				state = strings.ToUpper(state)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", h.Name, s.Name, state, since, s.Restarts, s.Version)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(out)
+	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tREADY\tKUBELET")
+	for _, n := range r.Nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, n.Ready, n.Kubelet)
+	}
+	tw.Flush()
+	fmt.Fprintln(out)
+	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ETCD MEMBER\tROLE\tLEADER\tHEALTH\tDB SIZE\tREVISION")
+	for _, m := range r.Etcd {
+		role, health := "voter", "healthy"
+		if m.Learner {
+			role = "learner"
+		}
+		if !m.Healthy {
+			health = "UNHEALTHY " + m.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f MiB\t%d\n", m.Name, role, yesNo(m.Leader), health, float64(m.DBSize)/(1<<20), m.Revision)
+	}
+	tw.Flush()
+	fmt.Fprintln(out)
+	if r.VIP != "" {
+		fmt.Fprintf(out, "VIP %s: held by %s\n", r.VIP, strings.Join(append([]string{}, r.VIPHeld...), ", "))
+	}
+	fmt.Fprintf(out, "API /readyz through the endpoint: %s\n", r.API)
+	var soonest *hostRow
+	for i := range r.Hosts {
+		if c := r.Hosts[i].SoonestCert; c != nil && (soonest == nil || c.NotAfter.Before(soonest.SoonestCert.NotAfter)) {
+			soonest = &r.Hosts[i]
+		}
+	}
+	if soonest != nil {
+		c := soonest.SoonestCert
+		fmt.Fprintf(out, "Soonest certificate expiry: %s on %s, %s (in %s)\n", c.Name, soonest.Name, c.NotAfter.Format(time.RFC3339), humanDuration(c.Residual))
+	}
+	if r.Healthy {
+		fmt.Fprintln(out, "\nHealthy.")
+		return
+	}
+	fmt.Fprintf(out, "\nDegraded:\n")
+	for _, d := range r.Degraded {
+		fmt.Fprintf(out, "  - %s\n", d)
+	}
+}
