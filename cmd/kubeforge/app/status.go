@@ -209,7 +209,11 @@ func (r *statusReport) finish() {
 	for i := range r.Hosts {
 		h := &r.Hosts[i]
 		if h.Unreachable != "" {
-			d = append(d, "host "+h.Name+": "+h.Unreachable)
+			if strings.HasPrefix(h.Unreachable, "host "+h.Name+" ") { // the error names it already
+				d = append(d, h.Unreachable)
+			} else {
+				d = append(d, "host "+h.Name+": "+h.Unreachable)
+			}
 		}
 		for _, s := range h.Services {
 			if !s.Healthy() {
