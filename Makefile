@@ -39,7 +39,7 @@ KUBEFORGE_X := -X 'github.com/kubeforge/kubeforge/internal/version.Version=$(VER
 MODULES := . components/coredns components/flanneld components/cni
 
 .PHONY: all build kubeforge kube components pause coredns flanneld cni bundle \
-        test unit fuzz integration e2e e2e-run e2e-ha e2e-ha-run e2e-certs e2e-certs-run demo bench lint fmt vet clean
+        test unit fuzz integration e2e e2e-run e2e-ha e2e-ha-run e2e-certs e2e-certs-run e2e-lifecycle e2e-lifecycle-run demo bench lint fmt vet clean
 
 include test/lab/lab.mk
 
@@ -146,6 +146,16 @@ e2e-ha: build bundle
 
 e2e-ha-run:
 	KUBEFORGE_E2E_HA=1 $(GO) test -p 1 -count=1 -tags e2e -timeout 60m -v -run 'TestHA$$' ./test/e2e/ 2>&1 | tee .lab/e2e-ha.log | grep -E '^(=== RUN|--- |\s+\S+_test.go|PASS|FAIL|ok )'
+
+# The day-2 acceptance: status, reset down to the listing before init,
+# the etcd snapshot round trip and timer, deleting a worker and a control
+# plane, on 3 control planes + 2 workers. About 10 minutes.
+e2e-lifecycle: build bundle
+	$(MAKE) lab-up N=5 CP=3
+	status=0; $(MAKE) e2e-lifecycle-run || status=$$?; $(MAKE) lab-down; exit $$status
+
+e2e-lifecycle-run:
+	KUBEFORGE_E2E_LIFECYCLE=1 $(GO) test -p 1 -count=1 -tags e2e -timeout 60m -v -run 'TestLifecycle$$' ./test/e2e/ 2>&1 | tee .lab/e2e-lifecycle.log | grep -E '^(=== RUN|--- |\s+\S+_test.go|PASS|FAIL|ok )'
 
 # The certificate acceptance: 3 control planes + 1 worker with short-lived
 # certificates: expiry and recovery, a rolling renewal under load, the
