@@ -350,7 +350,7 @@ func TestLifecycle(t *testing.T) {
 		k.must(t, "create", "configmap", "before-snapshot", "--from-literal=answer=42")
 		snap := filepath.Join(t.TempDir(), "day2.db")
 		r := mustRun(t, nil, "etcd", "snapshot", "save", "-f", cluster, "--state-dir", state, "-o", snap)
-		t.Logf("snapshot save: %s", lastLine(r.out))
+		t.Logf("snapshot save:\n%s", r.out)
 		if _, err := os.Stat(snap + ".sha256"); err != nil {
 			t.Errorf("no recorded sha256: %v", err)
 		}
@@ -373,7 +373,7 @@ func TestLifecycle(t *testing.T) {
 		if r.code == 0 || !strings.Contains(r.out+r.err, "truncated.db") {
 			t.Errorf("a truncated snapshot: %s", r)
 		}
-		t.Logf("truncated snapshot refused (exit %d): %s", r.code, lastLine(r.err))
+		t.Logf("truncated snapshot refused (exit %d): %s", r.code, strings.TrimSpace(r.err))
 		for _, n := range cps {
 			if now := servicePIDs(t, n); now != pids[n] {
 				t.Errorf("%s: services changed after the refused restore:\n%s\n%s", n, pids[n], now)
@@ -505,6 +505,28 @@ func TestLifecycle(t *testing.T) {
 		s, r := status(t, file, state)
 		if r.code != 0 {
 			t.Errorf("status after the removals: exit %d, %v", r.code, s.Degraded)
+		}
+	})
+
+	t.Run("reset of the whole cluster, then init again", func(t *testing.T) {
+		file := withoutHosts(t, cluster, drainWorker, cps[2])
+		left := []string{cps[0], cps[1], resetWorker}
+		r := mustRun(t, nil, "reset", "-f", file, "--state-dir", state, "--yes")
+		t.Logf("reset of %v: %s", left, doneLine(r.out))
+		for _, n := range left {
+			out := onHost(t, n, `ls -d /etc/kubernetes /var/lib/etcd /var/lib/kubelet /etc/keepalived/keepalived.conf /etc/systemd/system/kube*.service /etc/systemd/system/etcd.service 2>/dev/null
+ip -o link show cni0 2>/dev/null; ip -o link show flannel.1 2>/dev/null
+iptables-save | grep -E -- '-j (KUBE|FLANNEL|CNI)-' | head -3
+ip -o -4 addr show | grep ' `+haVIP+`/' || true`)
+			if strings.TrimSpace(out) != "" {
+				t.Errorf("%s after reset:\n%s", n, out)
+			}
+		}
+		r = mustRun(t, nil, "init", "-f", file, "--state-dir", state)
+		t.Logf("init again on the reset hosts: %s", doneLine(r.out))
+		waitReady(t, k, left...)
+		if members := etcdMembers(t, cps[0]); len(members) != 2 {
+			t.Errorf("etcd members after init again: %v", members)
 		}
 	})
 }
