@@ -1,6 +1,7 @@
 package phases
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
@@ -78,7 +80,21 @@ type StepTiming struct {
 	Skipped  string
 }
 
-// Run plays pb.
+// stepResult is what one step of a run came to.
+type stepResult struct {
+	ran        bool // false: not started (a step it waits for failed, or one did)
+	timing     StepTiming
+	err        error
+	skipped    bool
+	start, end time.Time
+}
+
+// Run plays pb. Each step starts once the steps it waits for are done
+// (playbooks.Step.After; by default the one before it), so independent
+// steps run at the same time. Output stays in the playbook's order: a
+// step prints live while every step before it is done, and is held back
+// until then otherwise. After a step fails, no new step starts; the ones
+// already running finish.
 func (r *Runner) Run(ctx context.Context, pb *playbooks.Playbook) ([]StepTiming, error) {
 	if r.Only != "" && !slices.Contains(pb.Phases(), r.Only) {
 		return nil, fmt.Errorf("%s has no phase %q (phases: %s)", pb.Name, r.Only, strings.Join(pb.Phases(), ", "))
@@ -93,52 +109,88 @@ func (r *Runner) Run(ctx context.Context, pb *playbooks.Playbook) ([]StepTiming,
 		now = time.Now
 	}
 	start := now()
-	var timings []StepTiming
 	newPhase := r.NewPhase
 	if newPhase == nil {
 		newPhase = New
 	}
-	for _, step := range pb.Steps {
-		phase, err := newPhase(step.Phase, r.Env)
+	// Build every phase first: a playbook naming an unknown phase fails
+	// before anything runs.
+	phases := make([]Phase, len(pb.Steps))
+	for i, step := range pb.Steps {
+		p, err := newPhase(step.Phase, r.Env)
 		if err != nil {
-			return timings, fmt.Errorf("playbook %s: %w", pb.Name, err)
+			return nil, fmt.Errorf("playbook %s: %w", pb.Name, err)
 		}
-		hosts := step.Select(r.Env.Cluster, r.Targets)
-		skip := ""
-		switch {
-		case r.Only != "" && step.Phase != r.Only && !isReadOnly(phase):
-			skip = "not selected"
-		case slices.Contains(r.Skip, step.Phase):
-			skip = "--skip-phases"
-		case len(hosts) == 0 && step.Hosts != playbooks.Admin:
-			skip = "no " + string(step.Hosts) + " hosts"
-			if len(r.Targets) > 0 {
-				skip += " among " + strings.Join(r.Targets, ", ")
-			}
-		default:
-			if e, ok := phase.(Enabler); ok {
-				if on, why := e.Enabled(); !on {
-					skip = why
+		phases[i] = p
+	}
+	var (
+		deps    = pb.Deps()
+		done    = make([]chan struct{}, len(pb.Steps))
+		results = make([]stepResult, len(pb.Steps))
+		out     = newOrderedOut(r.Out, len(pb.Steps))
+		failed  atomic.Bool
+		wg      sync.WaitGroup
+	)
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	for i, step := range pb.Steps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done[i])
+			defer out.finish(i)
+			for _, d := range deps[i] {
+				<-done[d]
+				if !results[d].ran {
+					return
 				}
 			}
-		}
-		if skip != "" {
-			if r.Only == "" || step.Phase == r.Only {
-				fmt.Fprintf(r.Out, "[%s] skipped: %s\n", step.Phase, skip)
+			if failed.Load() || ctx.Err() != nil {
+				return
 			}
-			timings = append(timings, StepTiming{Phase: step.Phase, Skipped: skip})
+			res := &results[i]
+			res.ran = true
+			w := out.step(i)
+			phase := phases[i]
+			if skip := r.skipReason(step, phase); skip != "" {
+				if r.Only == "" || step.Phase == r.Only {
+					fmt.Fprintf(w, "[%s] skipped: %s\n", step.Phase, skip)
+				}
+				res.timing, res.skipped = StepTiming{Phase: step.Phase, Skipped: skip}, true
+				return
+			}
+			hosts := step.Select(r.Env.Cluster, r.Targets)
+			stepStart := now()
+			if step.Hosts == playbooks.Admin {
+				res.err = r.runAdmin(ctx, w, step, phase)
+			} else {
+				res.err = r.runStep(ctx, w, step, phase, hosts)
+			}
+			res.start, res.end = stepStart, now()
+			res.timing = StepTiming{Phase: step.Phase, Hosts: len(hosts), Duration: res.end.Sub(stepStart)}
+			if res.err != nil {
+				failed.Store(true)
+			}
+		}()
+	}
+	wg.Wait()
+	var timings []StepTiming
+	var firstErr error
+	for _, res := range results {
+		if !res.ran {
 			continue
 		}
-		stepStart := now()
-		if step.Hosts == playbooks.Admin {
-			err = r.runAdmin(ctx, step, phase)
-		} else {
-			err = r.runStep(ctx, step, phase, hosts)
+		timings = append(timings, res.timing)
+		if res.err != nil && firstErr == nil {
+			firstErr = res.err
 		}
-		timings = append(timings, StepTiming{Phase: step.Phase, Hosts: len(hosts), Duration: now().Sub(stepStart)})
-		if err != nil {
-			return timings, err
-		}
+	}
+	if firstErr != nil {
+		return timings, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return timings, err
 	}
 	var parts []string
 	for _, t := range timings {
@@ -147,7 +199,111 @@ func (r *Runner) Run(ctx context.Context, pb *playbooks.Playbook) ([]StepTiming,
 		}
 	}
 	fmt.Fprintf(r.Out, "%s: done in %s (%s)\n", pb.Name, now().Sub(start).Round(10*time.Millisecond), strings.Join(parts, ", "))
+	if path := criticalPath(pb, deps, results); len(path) > 1 {
+		fmt.Fprintf(r.Out, "%s: critical path %s\n", pb.Name, strings.Join(path, " > "))
+	}
 	return timings, nil
+}
+
+// criticalPath is the chain of steps that decided the run's length: from
+// the step that ended last, back through the step it waited for that
+// ended last, each with its duration.
+func criticalPath(pb *playbooks.Playbook, deps [][]int, results []stepResult) []string {
+	last := -1
+	for i, r := range results {
+		if r.ran && !r.skipped && (last < 0 || r.end.After(results[last].end)) {
+			last = i
+		}
+	}
+	var path []string
+	for i := last; i >= 0; {
+		path = append(path, fmt.Sprintf("%s %s", pb.Steps[i].Phase, results[i].timing.Duration.Round(10*time.Millisecond)))
+		next := -1
+		var pending []int
+		pending = append(pending, deps[i]...)
+		for len(pending) > 0 { // skipped steps pass their waits on
+			d := pending[0]
+			pending = pending[1:]
+			if results[d].skipped {
+				pending = append(pending, deps[d]...)
+				continue
+			}
+			if results[d].ran && (next < 0 || results[d].end.After(results[next].end)) {
+				next = d
+			}
+		}
+		i = next
+	}
+	slices.Reverse(path)
+	return path
+}
+
+// skipReason says why a step does not run, or "".
+func (r *Runner) skipReason(step playbooks.Step, phase Phase) string {
+	hosts := step.Select(r.Env.Cluster, r.Targets)
+	switch {
+	case r.Only != "" && step.Phase != r.Only && !isReadOnly(phase):
+		return "not selected"
+	case slices.Contains(r.Skip, step.Phase):
+		return "--skip-phases"
+	case len(hosts) == 0 && step.Hosts != playbooks.Admin:
+		skip := "no " + string(step.Hosts) + " hosts"
+		if len(r.Targets) > 0 {
+			skip += " among " + strings.Join(r.Targets, ", ")
+		}
+		return skip
+	}
+	if e, ok := phase.(Enabler); ok {
+		if on, why := e.Enabled(); !on {
+			return why
+		}
+	}
+	return ""
+}
+
+// orderedOut keeps the output of steps that run at the same time in the
+// playbook's order: the first step not yet done (the head) writes
+// through; the others are buffered until they become the head.
+type orderedOut struct {
+	mu   sync.Mutex
+	w    io.Writer
+	head int
+	bufs []bytes.Buffer
+	done []bool
+}
+
+func newOrderedOut(w io.Writer, n int) *orderedOut {
+	return &orderedOut{w: w, bufs: make([]bytes.Buffer, n), done: make([]bool, n)}
+}
+
+type stepWriter struct {
+	o *orderedOut
+	i int
+}
+
+func (s stepWriter) Write(p []byte) (int, error) {
+	s.o.mu.Lock()
+	defer s.o.mu.Unlock()
+	if s.i == s.o.head {
+		return s.o.w.Write(p)
+	}
+	return s.o.bufs[s.i].Write(p)
+}
+
+func (o *orderedOut) step(i int) io.Writer { return stepWriter{o, i} }
+
+// finish marks step i done and lets the next ones through.
+func (o *orderedOut) finish(i int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.done[i] = true
+	for o.head < len(o.done) && o.done[o.head] {
+		o.head++
+		if o.head < len(o.done) {
+			o.w.Write(o.bufs[o.head].Bytes()) //nolint:errcheck // progress output
+			o.bufs[o.head].Reset()
+		}
+	}
 }
 
 func isReadOnly(p Phase) bool {
@@ -156,12 +312,12 @@ func isReadOnly(p Phase) bool {
 }
 
 // runAdmin runs a step whose work is on the admin machine: its Prepare.
-func (r *Runner) runAdmin(ctx context.Context, step playbooks.Step, phase Phase) error {
+func (r *Runner) runAdmin(ctx context.Context, w io.Writer, step playbooks.Step, phase Phase) error {
 	title := phase.Title()
 	if r.DryRun && !isReadOnly(phase) {
 		title += " (dry run)"
 	}
-	fmt.Fprintf(r.Out, "[%s] %s\n", step.Phase, title)
+	fmt.Fprintf(w, "[%s] %s\n", step.Phase, title)
 	adminMachine := r.AdminLabel
 	if adminMachine == "" {
 		adminMachine = "admin machine"
@@ -169,22 +325,22 @@ func (r *Runner) runAdmin(ctx context.Context, step playbooks.Step, phase Phase)
 	t0 := time.Now()
 	if p, ok := phase.(Preparer); ok {
 		if err := p.Prepare(ctx); err != nil {
-			fmt.Fprintf(r.Out, "[%s] %-28s FAILED after %s: %v\n", step.Phase, adminMachine, time.Since(t0).Round(10*time.Millisecond), err)
+			fmt.Fprintf(w, "[%s] %-28s FAILED after %s: %v\n", step.Phase, adminMachine, time.Since(t0).Round(10*time.Millisecond), err)
 			return &StepError{Phase: step.Phase, Failed: 1, Of: 1, Err: multierror.Append(nil, err)}
 		}
 	}
 	d := time.Since(t0).Round(10 * time.Millisecond)
-	fmt.Fprintf(r.Out, "[%s] %-28s ok %s\n", step.Phase, adminMachine, d)
+	fmt.Fprintf(w, "[%s] %-28s ok %s\n", step.Phase, adminMachine, d)
 	r.Log.Info("phase done", "phase", step.Phase, "host", adminMachine, "duration", d)
 	return nil
 }
 
-func (r *Runner) runStep(ctx context.Context, step playbooks.Step, phase Phase, hosts []*config.Host) error {
+func (r *Runner) runStep(ctx context.Context, w io.Writer, step playbooks.Step, phase Phase, hosts []*config.Host) error {
 	title := phase.Title()
 	if r.DryRun && !isReadOnly(phase) {
 		title += " (dry run)"
 	}
-	fmt.Fprintf(r.Out, "[%s] %s on %d host(s)\n", step.Phase, title, len(hosts))
+	fmt.Fprintf(w, "[%s] %s on %d host(s)\n", step.Phase, title, len(hosts))
 	if p, ok := phase.(Preparer); ok {
 		if err := p.Prepare(ctx); err != nil {
 			return &StepError{Phase: step.Phase, Failed: len(hosts), Of: len(hosts), Err: multierror.Append(nil, err)}
@@ -222,7 +378,7 @@ func (r *Runner) runStep(ctx context.Context, step playbooks.Step, phase Phase, 
 			if err != nil {
 				failed++
 				errs[i] = err
-				fmt.Fprintf(r.Out, "[%s] %-28s FAILED after %s: %v\n", step.Phase, name, d, err)
+				fmt.Fprintf(w, "[%s] %-28s FAILED after %s: %v\n", step.Phase, name, d, err)
 				r.Log.Info("phase failed", "phase", step.Phase, "host", spec.Name, "duration", d, "error", err)
 				return
 			}
@@ -233,9 +389,9 @@ func (r *Runner) runStep(ctx context.Context, step playbooks.Step, phase Phase, 
 					status = "would change:"
 				}
 			}
-			fmt.Fprintf(r.Out, "[%s] %-28s %s %s\n", step.Phase, name, status, d)
+			fmt.Fprintf(w, "[%s] %-28s %s %s\n", step.Phase, name, status, d)
 			for _, l := range lines {
-				fmt.Fprintf(r.Out, "[%s] %-28s   - %s\n", step.Phase, "", l)
+				fmt.Fprintf(w, "[%s] %-28s   - %s\n", step.Phase, "", l)
 			}
 			r.Log.Info("phase done", "phase", step.Phase, "host", spec.Name, "duration", d, "plan", lines)
 		}()

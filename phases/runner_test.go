@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-multierror"
 
@@ -210,5 +212,108 @@ func TestPlaybooksUseKnownPhases(t *testing.T) {
 				t.Errorf("playbook %s: %v", name, err)
 			}
 		}
+	}
+}
+
+// gated is a fake phase that waits on wait (when set) and closes, once
+// every host ran it, closed.
+type gated struct {
+	title  string
+	wait   chan struct{}
+	mu     sync.Mutex
+	left   int
+	closed chan struct{}
+	fail   bool
+}
+
+func (g *gated) Title() string { return g.title }
+func (g *gated) Run(ctx context.Context, h *host.Host) error {
+	if g.wait != nil {
+		select {
+		case <-g.wait:
+		case <-time.After(5 * time.Second):
+			return errors.New("waited 5s: the steps did not run at the same time")
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.left--; g.left == 0 && g.closed != nil {
+		close(g.closed)
+	}
+	if g.fail {
+		return errors.New("boom")
+	}
+	return nil
+}
+
+func TestIndependentStepsOverlapAndPrintInOrder(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		f := newFixture("", nil)
+		fastDone := make(chan struct{})
+		steps := map[string]Phase{
+			"a":    &gated{title: "A", left: 3},
+			"slow": &gated{title: "Slow", left: 3, wait: fastDone}, // runs only once fast is done
+			"fast": &gated{title: "Fast", left: 3, closed: fastDone, fail: fail},
+			"join": &gated{title: "Join", left: 3},
+		}
+		f.runner.NewPhase = func(name string, _ *Env) (Phase, error) { return steps[name], nil }
+		_, err := f.runner.Run(context.Background(), playbook(
+			playbooks.Step{Phase: "a", Hosts: playbooks.All},
+			playbooks.Step{Phase: "slow", Hosts: playbooks.All, After: []string{"a"}},
+			playbooks.Step{Phase: "fast", Hosts: playbooks.All, After: []string{"a"}},
+			playbooks.Step{Phase: "join", Hosts: playbooks.All, After: []string{"slow", "fast"}},
+		))
+		out := f.out.String()
+		if !fail {
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			// In the playbook's order, whatever order they finished in.
+			var order []string
+			for _, l := range strings.Split(out, "\n") {
+				if strings.HasPrefix(l, "[") {
+					order = append(order, l[1:strings.Index(l, "]")])
+				}
+			}
+			want := "a a a a slow slow slow slow fast fast fast fast join join join join"
+			if got := strings.Join(order, " "); got != want {
+				t.Errorf("output order\n%s\nwant\n%s\n%s", got, want, out)
+			}
+			if !regexp.MustCompile(`(?m)^test: critical path a \S+ > (slow|fast) \S+ > join \S+$`).MatchString(out) {
+				t.Errorf("critical path:\n%s", out)
+			}
+			continue
+		}
+		var se *StepError
+		if !errors.As(err, &se) || se.Phase != "fast" {
+			t.Fatalf("error %v", err)
+		}
+		if strings.Contains(out, "[join]") {
+			t.Errorf("join ran after fast failed:\n%s", out)
+		}
+		if strings.Count(out, "[slow] ") != 4 || strings.Contains(out, "[slow] w2 (192.0.2.3)               FAILED") {
+			t.Errorf("slow, already running, did not finish:\n%s", out)
+		}
+	}
+}
+
+func TestCriticalPath(t *testing.T) {
+	pb := playbook(
+		playbooks.Step{Phase: "a"},
+		playbooks.Step{Phase: "packages", After: []string{"a"}},
+		playbooks.Step{Phase: "bundle", After: []string{"a"}},
+		playbooks.Step{Phase: "off", After: []string{"bundle"}}, // skipped: passes its wait on
+		playbooks.Step{Phase: "runtime", After: []string{"packages", "off"}},
+		playbooks.Step{Phase: "addons", After: []string{"a"}},
+	)
+	t0 := time.Unix(0, 0)
+	at := func(from, to int) stepResult {
+		return stepResult{ran: true, start: t0.Add(time.Duration(from) * time.Second), end: t0.Add(time.Duration(to) * time.Second),
+			timing: StepTiming{Duration: time.Duration(to-from) * time.Second}}
+	}
+	results := []stepResult{at(0, 1), at(1, 4), at(1, 6), {ran: true, skipped: true}, at(6, 8), at(1, 7)}
+	got := strings.Join(criticalPath(pb, pb.Deps(), results), " > ")
+	if want := "a 1s > bundle 5s > runtime 2s"; got != want {
+		t.Errorf("critical path %q, want %q", got, want)
 	}
 }

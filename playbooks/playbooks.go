@@ -49,6 +49,10 @@ type Step struct {
 	// is narrowed to some hosts (join --host): what the others must learn
 	// of a new member (keepalived's peers), or cluster-wide objects.
 	Cluster bool `yaml:"cluster,omitempty"`
+	// After names the earlier steps this one waits for. Without it, a step
+	// waits for the one before it. Steps whose waits are over run at the
+	// same time (the runtime's packages while the bundle uploads).
+	After []string `yaml:"after,omitempty"`
 }
 
 // Playbook is an action's steps.
@@ -100,8 +104,31 @@ func parse(name string, data []byte) (*Playbook, error) {
 		if !validSelector(s.Hosts) {
 			return nil, fmt.Errorf("playbook %s: step %s: unknown hosts %q (%v)", name, s.Phase, s.Hosts, selectors)
 		}
+		for _, a := range s.After {
+			// Only earlier steps: the order of the file stays a valid order
+			// to run them in, and there can be no cycle.
+			if !slices.Contains(pb.Phases()[:i], a) {
+				return nil, fmt.Errorf("playbook %s: step %s waits for %q, which is not a step before it", name, s.Phase, a)
+			}
+		}
 	}
 	return &pb, nil
+}
+
+// Deps lists, for each step, the indexes of the steps it waits for.
+func (p *Playbook) Deps() [][]int {
+	out := make([][]int, len(p.Steps))
+	for i, s := range p.Steps {
+		switch {
+		case s.After != nil:
+			for _, a := range s.After {
+				out[i] = append(out[i], slices.Index(p.Phases(), a))
+			}
+		case i > 0:
+			out[i] = []int{i - 1}
+		}
+	}
+	return out
 }
 
 func validSelector(s Selector) bool {

@@ -1,6 +1,7 @@
 package playbooks
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -29,10 +30,13 @@ func TestEveryPlaybookLoads(t *testing.T) {
 
 func TestParseRejects(t *testing.T) {
 	for name, data := range map[string]string{
-		"unknown field":    "name: x\ndescription: d\nsteps:\n  - phase: a\n    hosts: all\n    paralel: true\n",
-		"unknown selector": "name: x\ndescription: d\nsteps:\n  - phase: a\n    hosts: masters\n",
-		"duplicate phase":  "name: x\ndescription: d\nsteps:\n  - phase: a\n    hosts: all\n  - phase: a\n    hosts: all\n",
-		"wrong name":       "name: y\ndescription: d\nsteps: []\n",
+		"unknown field":          "name: x\ndescription: d\nsteps:\n  - phase: a\n    hosts: all\n    paralel: true\n",
+		"unknown selector":       "name: x\ndescription: d\nsteps:\n  - phase: a\n    hosts: masters\n",
+		"duplicate phase":        "name: x\ndescription: d\nsteps:\n  - phase: a\n    hosts: all\n  - phase: a\n    hosts: all\n",
+		"wrong name":             "name: y\ndescription: d\nsteps: []\n",
+		"waits for itself":       "name: x\ndescription: d\nsteps:\n  - phase: a\n    hosts: all\n    after: [a]\n",
+		"waits for a later step": "name: x\ndescription: d\nsteps:\n  - phase: a\n    hosts: all\n    after: [b]\n  - phase: b\n    hosts: all\n",
+		"waits for no step":      "name: x\ndescription: d\nsteps:\n  - phase: a\n    hosts: all\n  - phase: b\n    hosts: all\n    after: [c]\n",
 	} {
 		if _, err := parse("x", []byte(data)); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -93,5 +97,32 @@ func TestStepSelectNarrowsToTargets(t *testing.T) {
 		if got := names(tc.step.Select(c, tc.targets)); got != tc.want {
 			t.Errorf("%s %v: %s, want %s", tc.step.Hosts, tc.targets, got, tc.want)
 		}
+	}
+}
+
+func TestDeps(t *testing.T) {
+	pb, err := parse("x", []byte(`name: x
+description: d
+steps:
+  - phase: a
+    hosts: all
+  - phase: b
+    hosts: all
+    after: [a]
+  - phase: c
+    hosts: all
+    after: [a]
+  - phase: d
+    hosts: all
+    after: [b, c]
+  - phase: e
+    hosts: all
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(pb.Deps())
+	if want := "[[] [0] [0] [1 2] [3]]"; got != want {
+		t.Errorf("deps %s, want %s (no after: the step before)", got, want)
 	}
 }
