@@ -85,6 +85,7 @@ var constructors = map[string]func(*Env) Phase{
 	"bundle":             func(env *Env) Phase { return &bundlePhase{env: env} },
 	"install":            func(env *Env) Phase { return &installPhase{env: env} },
 	"runtime":            func(env *Env) Phase { return &runtimePhase{env: env} },
+	"packages":           func(env *Env) Phase { return &packagesPhase{env: env} },
 	"certs":              func(env *Env) Phase { return &certsPhase{env: env} },
 	"etcd":               func(env *Env) Phase { return &etcdPhase{env: env} },
 	"control-plane":      func(env *Env) Phase { return &controlPlanePhase{env: env} },
