@@ -36,6 +36,7 @@ func main() {
 type measure struct {
 	initWall, rerunWall, nodeReady, dnsReady time.Duration
 	phases                                   string
+	critical                                 string   // the steps that decided init's length
 	memory                                   []string // table rows
 }
 
@@ -87,6 +88,9 @@ func run(root, outFile string) error {
 	stopWatch()
 	if sm := regexp.MustCompile(`init: done in \S+ \((.*)\)`).FindSubmatch(initOut); sm != nil {
 		m.phases = string(sm[1])
+	}
+	if sm := regexp.MustCompile(`init: critical path (.*)`).FindSubmatch(initOut); sm != nil {
+		m.critical = string(sm[1])
 	}
 	t0 := time.Now()
 	if out, err := exec.Command(kf, append([]string{"init"}, args...)...).CombinedOutput(); err != nil {
@@ -181,6 +185,9 @@ func render(m measure, node string) string {
 	fmt.Fprintf(&b, "| CoreDNS available, from the start of init | %s |\n", r(m.dnsReady))
 	fmt.Fprintf(&b, "| `kubeforge init` again on the running cluster (nothing to change) | %s |\n\n", r(m.rerunWall))
 	fmt.Fprintf(&b, "Time per phase of the first init: %s.\n\n", m.phases)
+	if m.critical != "" {
+		fmt.Fprintf(&b, "Steps overlap (playbooks/init.yaml `after:`); the critical path, the chain that decided init's length: %s.\n\n", m.critical)
+	}
 	fmt.Fprintf(&b, "Memory of each component after init (from /proc/PID/smaps_rollup; PSS shares the multicall binary's pages among the processes that map it):\n\n")
 	fmt.Fprintf(&b, "| component | RSS MiB | PSS MiB |\n|---|---|---|\n%s\n%s\n", strings.Join(m.memory, "\n"), endMark)
 	return b.String()
