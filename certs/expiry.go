@@ -26,19 +26,11 @@ type Expiry struct {
 // Expired reports whether the certificate has expired at now.
 func (e Expiry) Expired() bool { return e.Error == "" && e.Residual <= 0 }
 
-// Check reads every certificate file (*.crt) and every kubeconfig (*.conf)
-// under dir, except backups, and reports when each expires. Unreadable
-// files are reported with their error, not skipped.
-func Check(dir Dir, now time.Time) ([]Expiry, error) {
-	var cas []*authorityPair
-	for _, a := range Authorities() {
-		if p, err := dir.loadAuthority(a, false); err == nil {
-			cas = append(cas, p)
-		}
-	}
-	var out []Expiry
+// eachFile calls fn with every file under dir but the backups, by its
+// slash-separated path relative to dir and its path on disk.
+func (dir Dir) eachFile(fn func(rel, path string) error) error {
 	root := string(dir)
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -50,8 +42,25 @@ func Check(dir Dir, now time.Time) ([]Expiry, error) {
 			}
 			return nil
 		}
+		return fn(rel, p)
+	})
+}
+
+// Check reads every certificate file (*.crt) and every kubeconfig (*.conf)
+// under dir, except backups, and reports when each expires. Unreadable
+// files are reported with their error, not skipped.
+func Check(dir Dir, now time.Time) ([]Expiry, error) {
+	var cas []*authorityPair
+	for _, a := range Authorities() {
+		if p, err := dir.loadAuthority(a, false); err == nil {
+			cas = append(cas, p)
+		}
+	}
+	var out []Expiry
+	err := dir.eachFile(func(rel, p string) error {
 		var e Expiry
 		var cert *x509.Certificate
+		var err error
 		switch {
 		case strings.HasSuffix(rel, CertExt):
 			e.Kind = "certificate"

@@ -3,8 +3,6 @@ package certs
 import (
 	"crypto/x509"
 	"fmt"
-	"io/fs"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -37,19 +35,7 @@ func RenewWithin(dir Dir, window, validity time.Duration, now time.Time) (string
 		name string
 	}
 	var todo []due
-	root := string(dir)
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		rel = filepath.ToSlash(rel)
-		if d.IsDir() {
-			if rel == BackupsDir {
-				return filepath.SkipDir
-			}
-			return nil
-		}
+	err := dir.eachFile(func(rel, p string) error {
 		var rw certReadWriter
 		switch {
 		case strings.HasSuffix(rel, CertExt):
