@@ -257,18 +257,24 @@ func runCertsCheck(deps *Deps, opts *CertsCheckOptions) error {
 	if expired+soon+broken == 0 {
 		return nil
 	}
+	return &expiryProblem{summary: fmt.Sprintf("certificates in %s: %s; renew with 'kubeforge certs renew all --dir %s'",
+		dir, expiryCounts(expired, soon, broken, opts.WarnWithin), dir)}
+}
+
+// expiryCounts says how many certificates expired, expire soon and could
+// not be read: "2 expired, 1 cannot be read".
+func expiryCounts(expired, soon, broken int, within time.Duration) string {
 	var parts []string
 	if expired > 0 {
 		parts = append(parts, fmt.Sprintf("%d expired", expired))
 	}
 	if soon > 0 {
-		parts = append(parts, fmt.Sprintf("%d expire within %s", soon, humanDuration(opts.WarnWithin)))
+		parts = append(parts, fmt.Sprintf("%d expire within %s", soon, humanDuration(within)))
 	}
 	if broken > 0 {
 		parts = append(parts, fmt.Sprintf("%d cannot be read", broken))
 	}
-	return &expiryProblem{summary: fmt.Sprintf("certificates in %s: %s; renew with 'kubeforge certs renew all --dir %s'",
-		dir, strings.Join(parts, ", "), dir)}
+	return strings.Join(parts, ", ")
 }
 
 // CertsRenewOptions are the options of `certs renew`.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -163,16 +162,6 @@ func reportClusterCerts(deps *Deps, opts *CertsCheckOptions, run *actionRun, fou
 	if expired+soon+broken == 0 {
 		return nil
 	}
-	var parts []string
-	if expired > 0 {
-		parts = append(parts, fmt.Sprintf("%d expired", expired))
-	}
-	if soon > 0 {
-		parts = append(parts, fmt.Sprintf("%d expire within %s", soon, humanDuration(opts.WarnWithin)))
-	}
-	if broken > 0 {
-		parts = append(parts, fmt.Sprintf("%d not read", broken))
-	}
 	return &expiryProblem{summary: fmt.Sprintf("cluster %s: %s; renew with 'kubeforge certs renew all -f %s'",
-		run.Cluster.Metadata.Name, strings.Join(parts, ", "), opts.File)}
+		run.Cluster.Metadata.Name, expiryCounts(expired, soon, broken, opts.WarnWithin), opts.File)}
 }
