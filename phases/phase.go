@@ -115,6 +115,17 @@ var constructors = map[string]func(*Env) Phase{
 	"snapshot-timer":     func(env *Env) Phase { return &snapshotTimerPhase{env: env} },
 }
 
+// Builder builds phases as New does, except those in own: an action
+// builds them itself, with the data only it has (k0sctl's way).
+func Builder(own map[string]func(*Env) Phase) func(string, *Env) (Phase, error) {
+	return func(name string, env *Env) (Phase, error) {
+		if f, ok := own[name]; ok {
+			return f(env), nil
+		}
+		return New(name, env)
+	}
+}
+
 // New builds the named phase.
 func New(name string, env *Env) (Phase, error) {
 	c, ok := constructors[name]

@@ -33,12 +33,11 @@ func runCertsCheckCluster(ctx context.Context, deps *Deps, opts *CertsCheckOptio
 	a := action{
 		playbook: "certs-check",
 		setup: func(_ context.Context, _ *Deps, run *actionRun, _ *ActionOptions) error {
-			run.Runner.NewPhase = func(name string, env *phases.Env) (phases.Phase, error) {
-				if name == "certs-inventory" {
-					return phases.NewCertInventory(env, func(node string, hc []certs.HostCert) { found[node] = hc }), nil
-				}
-				return phases.New(name, env)
-			}
+			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
+				"certs-inventory": func(env *phases.Env) phases.Phase {
+					return phases.NewCertInventory(env, func(node string, hc []certs.HostCert) { found[node] = hc })
+				},
+			})
 			return nil
 		},
 		afterOnFailure: true,

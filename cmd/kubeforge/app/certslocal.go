@@ -39,12 +39,9 @@ func runRenewTimer(ctx context.Context, deps *Deps, opts *CertsRenewOptions) err
 	a := action{
 		playbook: "renew-timer",
 		setup: func(_ context.Context, _ *Deps, run *actionRun, _ *ActionOptions) error {
-			run.Runner.NewPhase = func(name string, env *phases.Env) (phases.Phase, error) {
-				if name == "renew-timer" {
-					return phases.NewRenewTimer(env, binary), nil
-				}
-				return phases.New(name, env)
-			}
+			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
+				"renew-timer": func(env *phases.Env) phases.Phase { return phases.NewRenewTimer(env, binary) },
+			})
 			return nil
 		},
 		after: func(_ context.Context, deps *Deps, run *actionRun) error {

@@ -47,15 +47,10 @@ func runCertsRenewCluster(ctx context.Context, deps *Deps, opts *CertsRenewOptio
 			if err := setupPKIAndToken(run.Env, ao.DryRun); err != nil {
 				return err
 			}
-			run.Runner.NewPhase = func(name string, env *phases.Env) (phases.Phase, error) {
-				switch name {
-				case "certs-renew":
-					return phases.NewCertsRenew(env, opts.Names), nil
-				case "certs-backup":
-					return phases.NewCertsBackup(env, stamp), nil
-				}
-				return phases.New(name, env)
-			}
+			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
+				"certs-renew":  func(env *phases.Env) phases.Phase { return phases.NewCertsRenew(env, opts.Names) },
+				"certs-backup": func(env *phases.Env) phases.Phase { return phases.NewCertsBackup(env, stamp) },
+			})
 			return nil
 		},
 		afterOnFailure: true,

@@ -94,12 +94,9 @@ func runDeleteNode(ctx context.Context, deps *Deps, opts *DeleteNodeOptions, nam
 			stays := run.Cluster.Without(name)
 			run.Env.Cluster = stays
 			run.Env.ControlHost = phases.ControlHostFrom(run.Pool, stays)
-			run.Runner.NewPhase = func(phase string, env *phases.Env) (phases.Phase, error) {
-				if phase == "remove-node" {
-					return phases.NewRemoveNode(env, target, opts.Force), nil
-				}
-				return phases.New(phase, env)
-			}
+			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
+				"remove-node": func(env *phases.Env) phases.Phase { return phases.NewRemoveNode(env, target, opts.Force) },
+			})
 			return nil
 		},
 		after: func(ctx context.Context, _ *Deps, run *actionRun) error {

@@ -111,7 +111,7 @@ func runSnapshotSave(ctx context.Context, deps *Deps, opts *SnapshotOptions) err
 	if err != nil {
 		return err
 	}
-	var phase *phaseInfo
+	var save *phases.SnapshotSavePhase // built in setup, read for the report
 	a := action{
 		playbook:    "etcd-snapshot",
 		needsBundle: true,
@@ -122,18 +122,14 @@ func runSnapshotSave(ctx context.Context, deps *Deps, opts *SnapshotOptions) err
 			} else if abs, err := filepath.Abs(out); err == nil {
 				out = abs
 			}
-			p := phases.NewSnapshotSave(run.Env, out)
-			phase = &phaseInfo{p}
-			run.Runner.NewPhase = func(name string, env *phases.Env) (phases.Phase, error) {
-				if name == "snapshot-save" {
-					return p, nil
-				}
-				return phases.New(name, env)
-			}
+			save = phases.NewSnapshotSave(run.Env, out)
+			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
+				"snapshot-save": func(*phases.Env) phases.Phase { return save },
+			})
 			return nil
 		},
 		after: func(_ context.Context, deps *Deps, _ *actionRun) error {
-			if i := phase.p.Info; i != nil {
+			if i := save.Info; i != nil {
 				fmt.Fprintf(deps.IO.Out, "\nSnapshot of %s's etcd (from %s): revision %d, %d keys, %d bytes\n  %s\n  sha256 %s (in %s.sha256)\n",
 					opts.File, i.Member, i.Revision, i.TotalKey, i.TotalSize, i.File, i.SHA256, i.File)
 			}
@@ -167,12 +163,9 @@ func runSnapshotTimer(ctx context.Context, deps *Deps, opts *SnapshotOptions) er
 		playbook:    "etcd-snapshot-timer",
 		needsBundle: false,
 		setup: func(_ context.Context, _ *Deps, run *actionRun, _ *ActionOptions) error {
-			run.Runner.NewPhase = func(name string, env *phases.Env) (phases.Phase, error) {
-				if name == "snapshot-timer" {
-					return phases.NewSnapshotTimer(env, keep, opts.Schedule), nil
-				}
-				return phases.New(name, env)
-			}
+			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
+				"snapshot-timer": func(env *phases.Env) phases.Phase { return phases.NewSnapshotTimer(env, keep, opts.Schedule) },
+			})
 			return nil
 		},
 		after: func(_ context.Context, deps *Deps, run *actionRun) error {
@@ -190,9 +183,6 @@ func runSnapshotTimer(ctx context.Context, deps *Deps, opts *SnapshotOptions) er
 	}
 	return runAction(ctx, deps, a, pb, &ActionOptions{File: opts.File, DryRun: opts.DryRun, Concurrency: 10})
 }
-
-// phaseInfo keeps the save phase the command built, for its report.
-type phaseInfo struct{ p *phases.SnapshotSavePhase }
 
 func runSnapshotRestore(ctx context.Context, deps *Deps, opts *SnapshotOptions, file string) error {
 	abs, err := filepath.Abs(file)
@@ -223,15 +213,10 @@ func runSnapshotRestore(ctx context.Context, deps *Deps, opts *SnapshotOptions, 
 			if err := setupPKIAndToken(run.Env, ao.DryRun); err != nil {
 				return err
 			}
-			run.Runner.NewPhase = func(name string, env *phases.Env) (phases.Phase, error) {
-				switch name {
-				case "snapshot-check":
-					return phases.NewSnapshotCheck(env, abs), nil
-				case "snapshot-restore":
-					return phases.NewSnapshotRestore(env, abs, stamp), nil
-				}
-				return phases.New(name, env)
-			}
+			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
+				"snapshot-check":   func(env *phases.Env) phases.Phase { return phases.NewSnapshotCheck(env, abs) },
+				"snapshot-restore": func(env *phases.Env) phases.Phase { return phases.NewSnapshotRestore(env, abs, stamp) },
+			})
 			return nil
 		},
 		after: func(_ context.Context, deps *Deps, run *actionRun) error {

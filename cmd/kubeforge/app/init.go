@@ -100,12 +100,9 @@ func setupInit(_ context.Context, deps *Deps, run *actionRun, opts *ActionOption
 		return usageError{fmt.Errorf("--certificate-key: %w", err)}
 	}
 	deps.redact.add(io.CertificateKey)
-	run.Runner.NewPhase = func(name string, env *phases.Env) (phases.Phase, error) {
-		if name == "upload-certs" {
-			return phases.NewUploadCerts(env, key), nil
-		}
-		return phases.New(name, env)
-	}
+	run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
+		"upload-certs": func(env *phases.Env) phases.Phase { return phases.NewUploadCerts(env, key) },
+	})
 	return nil
 }
 

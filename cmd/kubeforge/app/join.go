@@ -347,12 +347,9 @@ func runJoinNode(ctx context.Context, deps *Deps, opts *JoinOptions) error {
 	runner := newRunner(deps, env, pool, &opts.ActionOptions)
 	runner.Targets = []string{name}
 	runner.AdminLabel = "this machine"
-	runner.NewPhase = func(phase string, env *phases.Env) (phases.Phase, error) {
-		if phase == "certs" {
-			return phases.NewNodeCerts(env, name, res.CAPEM, shared), nil
-		}
-		return phases.New(phase, env)
-	}
+	runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
+		"certs": func(env *phases.Env) phases.Phase { return phases.NewNodeCerts(env, name, res.CAPEM, shared) },
+	})
 	run := &actionRun{Cluster: c, Pool: pool, Env: env, Runner: runner}
 	a := action{after: func(ctx context.Context, deps *Deps, run *actionRun) error {
 		if opts.DryRun || opts.Phase != "" {

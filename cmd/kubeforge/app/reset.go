@@ -73,12 +73,9 @@ func runReset(ctx context.Context, deps *Deps, opts *ResetOptions) error {
 				}
 			}
 			run.Runner.Targets = opts.Hosts
-			run.Runner.NewPhase = func(name string, env *phases.Env) (phases.Phase, error) {
-				if name == "reset" {
-					return phases.NewReset(env, opts.Purge), nil
-				}
-				return phases.New(name, env)
-			}
+			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
+				"reset": func(env *phases.Env) phases.Phase { return phases.NewReset(env, opts.Purge) },
+			})
 			return nil
 		},
 	}

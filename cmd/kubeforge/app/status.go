@@ -96,12 +96,11 @@ func runStatus(ctx context.Context, deps *Deps, opts *StatusOptions) error {
 			if _, m, err := loadBundle(deps.Global.Bundle); err == nil {
 				run.Env.Bundle = m // versions by binary sum, when the bundle is here
 			}
-			run.Runner.NewPhase = func(name string, env *phases.Env) (phases.Phase, error) {
-				if name == "status" {
-					return phases.NewStatus(env, func(s phases.HostStatus) { found[s.Name] = s }), nil
-				}
-				return phases.New(name, env)
-			}
+			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
+				"status": func(env *phases.Env) phases.Phase {
+					return phases.NewStatus(env, func(s phases.HostStatus) { found[s.Name] = s })
+				},
+			})
 			return nil
 		},
 		after: func(ctx context.Context, _ *Deps, run *actionRun) error {
