@@ -153,14 +153,14 @@ func (r *Runner) Run(ctx context.Context, pb *playbooks.Playbook) ([]StepTiming,
 			res.ran = true
 			w := out.step(i)
 			phase := phases[i]
-			if skip := r.skipReason(step, phase); skip != "" {
+			hosts := step.Select(r.Env.Cluster, r.Targets)
+			if skip := r.skipReason(step, phase, hosts); skip != "" {
 				if r.Only == "" || step.Phase == r.Only {
 					fmt.Fprintf(w, "[%s] skipped: %s\n", step.Phase, skip)
 				}
 				res.timing, res.skipped = StepTiming{Phase: step.Phase, Skipped: skip}, true
 				return
 			}
-			hosts := step.Select(r.Env.Cluster, r.Targets)
 			stepStart := now()
 			if step.Hosts == playbooks.Admin {
 				res.err = r.runAdmin(ctx, w, step, phase)
@@ -239,8 +239,7 @@ func criticalPath(pb *playbooks.Playbook, deps [][]int, results []stepResult) []
 }
 
 // skipReason says why a step does not run, or "".
-func (r *Runner) skipReason(step playbooks.Step, phase Phase) string {
-	hosts := step.Select(r.Env.Cluster, r.Targets)
+func (r *Runner) skipReason(step playbooks.Step, phase Phase, hosts []*config.Host) string {
 	switch {
 	case r.Only != "" && step.Phase != r.Only && !isReadOnly(phase):
 		return "not selected"

@@ -56,6 +56,8 @@ type statusPhase struct {
 	env  *Env
 	sink func(HostStatus)
 	mu   sync.Mutex
+	cas  certs.CAPool // nil when the state directory has none: no certificate column
+	now  time.Time
 }
 
 // NewStatus is the status phase; sink gets each host's status.
@@ -63,6 +65,16 @@ func NewStatus(env *Env, sink func(HostStatus)) Phase { return &statusPhase{env:
 
 func (*statusPhase) Title() string  { return "Read each host's services" }
 func (*statusPhase) ReadOnly() bool { return true }
+
+// Prepare reads the CAs once for every host; status reports what it can,
+// so a state directory without them only leaves the certificates out.
+func (p *statusPhase) Prepare(context.Context) error {
+	if cas, err := certs.ReadCAs(certs.Dir(p.env.StateDir)); err == nil {
+		p.cas = cas
+	}
+	p.now = time.Now()
+	return nil
+}
 
 func (p *statusPhase) Run(ctx context.Context, h *host.Host) error {
 	names := hostServices(p.env.Cluster, h.Spec)
@@ -107,8 +119,8 @@ echo "@@certs"
 	if vip := p.env.Cluster.Spec.ControlPlane.VIP; vip != "" {
 		st.HoldsVIP = strings.Contains(addrPart, " "+vip+"/")
 	}
-	if cas, err := certs.ReadCAs(certs.Dir(p.env.StateDir)); err == nil {
-		for _, c := range certs.ParseInventory(h.Name(), certPart, cas, time.Now()) {
+	if p.cas != nil {
+		for _, c := range certs.ParseInventory(h.Name(), certPart, p.cas, p.now) {
 			if c.Error != "" || c.IsCA || c.RotatedBy != certs.RotatedByKubeforge {
 				continue
 			}

@@ -167,7 +167,11 @@ func buildStatus(ctx context.Context, run *actionRun, found map[string]phases.Ho
 		if !ok {
 			hs = phases.HostStatus{Name: h.Name}
 		}
-		r.Hosts = append(r.Hosts, hostRow{HostStatus: hs, Unreachable: map[bool]string{true: "", false: "not read"}[ok]})
+		row := hostRow{HostStatus: hs}
+		if !ok {
+			row.Unreachable = "not read"
+		}
+		r.Hosts = append(r.Hosts, row)
 		if hs.HoldsVIP {
 			r.VIPHeld = append(r.VIPHeld, h.Name)
 		}
