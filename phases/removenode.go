@@ -128,18 +128,8 @@ func (p *removeNodePhase) giveVIPAway(ctx context.Context, ctl *host.Host) {
 	if held, err := holdsVIP(ctx, h, vip); err != nil || !held {
 		return
 	}
-	if _, err := h.Run(ctx, "touch "+MaintenanceFlag); err != nil {
-		return
-	}
 	start := time.Now()
-	err = waitFor(ctx, 30*time.Second, func() (bool, error) {
-		held, err := holdsVIP(ctx, h, vip)
-		if err != nil || held {
-			return false, err
-		}
-		return vipAnswers(ctx, p.env, ctl)
-	})
-	if err != nil {
+	if err := moveVIPOff(ctx, p.env, h, ctl); err != nil {
 		fmt.Fprintf(p.env.Out, "[remove-node] warning: %s still holds the VIP %s: %v\n", p.target.Name, vip, err)
 		return
 	}

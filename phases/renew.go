@@ -207,21 +207,32 @@ func drainVIP(ctx context.Context, env *Env, h *host.Host) (bool, error) {
 	if err := (&vipPhase{env: env}).Run(ctx, h); err != nil {
 		return false, err
 	}
-	if _, err := h.Run(ctx, "touch "+MaintenanceFlag); err != nil {
+	if err := moveVIPOff(ctx, env, h, h); err != nil {
 		return false, err
 	}
+	return true, nil
+}
+
+// moveVIPOff puts h in maintenance and waits until it no longer holds the
+// VIP and the API answers through the VIP, asked from probe. On failure
+// the maintenance ends again.
+func moveVIPOff(ctx context.Context, env *Env, h, probe *host.Host) error {
+	vip := env.Cluster.Spec.ControlPlane.VIP
+	if _, err := h.Run(ctx, "touch "+MaintenanceFlag); err != nil {
+		return err
+	}
 	err := waitFor(ctx, 30*time.Second, func() (bool, error) {
-		held, err := holdsVIP(ctx, h, cp.VIP)
+		held, err := holdsVIP(ctx, h, vip)
 		if err != nil || held {
 			return false, err
 		}
-		return vipAnswers(ctx, env, h)
+		return vipAnswers(ctx, env, probe)
 	})
 	if err != nil {
 		_, _ = h.Run(context.WithoutCancel(ctx), "rm -f "+MaintenanceFlag)
-		return false, fmt.Errorf("no other control plane took the VIP %s: %w (see journalctl -u keepalived)", cp.VIP, err)
+		return fmt.Errorf("no other control plane took the VIP %s: %w (see journalctl -u keepalived)", vip, err)
 	}
-	return true, nil
+	return nil
 }
 
 // undrainVIP ends h's maintenance: it may hold the VIP again (and, having
