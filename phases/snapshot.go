@@ -167,6 +167,7 @@ type snapshotRestorePhase struct {
 	env   *Env
 	file  string
 	stamp string
+	sum   string // the file's sha256, hashed once for every member
 }
 
 // NewSnapshotRestore restores file on each etcd member (stamp names the
@@ -183,16 +184,18 @@ func (p *snapshotRestorePhase) Plan(context.Context, *host.Host) ([]string, erro
 	return []string{"stop the API server and etcd, keep " + EtcdDataDir + " as " + EtcdDataDir + ".before-restore-" + p.stamp + ", restore the snapshot"}, nil
 }
 
-func (p *snapshotRestorePhase) Run(ctx context.Context, h *host.Host) error {
+func (p *snapshotRestorePhase) Prepare(context.Context) error {
 	sum, _, err := bundle.HashFile(p.file)
-	if err != nil {
-		return err
-	}
+	p.sum = sum
+	return err
+}
+
+func (p *snapshotRestorePhase) Run(ctx context.Context, h *host.Host) error {
 	remote := restoreFile(p.stamp)
 	if _, err := h.Run(ctx, "mkdir -p -m 0700 "+HostSnapshotDir); err != nil {
 		return err
 	}
-	if _, err := h.Upload(ctx, p.file, remote, sum, host.FileMode{Perm: 0o600}); err != nil {
+	if _, err := h.Upload(ctx, p.file, remote, p.sum, host.FileMode{Perm: 0o600}); err != nil {
 		return err
 	}
 	var initial []string
