@@ -7,10 +7,20 @@ import (
 	"time"
 )
 
-// waitFor polls check every second until it says true, it errs, or the
-// timeout or ctx ends.
+// The interval between two checks of waitFor: short at first, since most
+// conditions (a port, a certificate, a file) hold within a second or two
+// of the action that causes them, then at most pollMax, so a long wait
+// does not keep a host's cores busy with probes.
+const (
+	pollFirst = 100 * time.Millisecond
+	pollMax   = 500 * time.Millisecond
+)
+
+// waitFor polls check, first every 100ms and then less often (up to every
+// 500ms), until it says true, it errs, or the timeout or ctx ends.
 func waitFor(ctx context.Context, timeout time.Duration, check func() (bool, error)) error {
 	deadline := time.Now().Add(timeout)
+	interval := pollFirst
 	var last error
 	for {
 		ok, err := check()
@@ -33,8 +43,9 @@ func waitFor(ctx context.Context, timeout time.Duration, check func() (bool, err
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(time.Second):
+		case <-time.After(interval):
 		}
+		interval = min(interval*3/2, pollMax)
 	}
 }
 
