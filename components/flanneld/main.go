@@ -148,7 +148,7 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return fmt.Errorf("backend %q (this build has vxlan and host-gw): %w", config.BackendType, err)
 	}
-	network, err := be.RegisterNetwork(ctx, &wg, config)
+	network, err := registerNetwork(ctx, &wg, be, config)
 	if err != nil {
 		return fmt.Errorf("register network: %w", err)
 	}
@@ -193,6 +193,30 @@ func run(ctx context.Context, o *options) error {
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// podCIDRWait bounds the wait for the controller-manager to give the
+// node its pod subnet.
+const podCIDRWait = 2 * time.Minute
+
+// registerNetwork gets the node's lease. A node that just registered may
+// not have its spec.podCIDR yet (the controller-manager assigns it a
+// moment later): that is waited for, polling, instead of failing and
+// waiting out systemd's restart delay.
+func registerNetwork(ctx context.Context, wg *sync.WaitGroup, be backend.Backend, config *subnet.Config) (backend.Network, error) {
+	deadline := time.Now().Add(podCIDRWait)
+	for {
+		network, err := be.RegisterNetwork(ctx, wg, config)
+		if err == nil || !strings.Contains(err.Error(), "pod cidr not assigned") || time.Now().After(deadline) {
+			return network, err
+		}
+		klog.Infof("waiting for the node's pod subnet: %v", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // networkConfig waits for the network configuration, retrying every second.

@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 )
@@ -56,6 +59,25 @@ func readSubnetEnv(path string) (*subnetEnv, error) {
 		return nil, fmt.Errorf("flannel: %w (is flanneld running on this node?)", err)
 	}
 	return parseSubnetEnv(path, data)
+}
+
+// leaseWait bounds how long an ADD waits for flanneld's lease.
+const leaseWait = 30 * time.Second
+
+// waitSubnetEnv reads the subnet file, waiting up to timeout for flanneld
+// to write it. The node's CNI configuration is in place before flanneld
+// has its lease (the node is Ready as soon as it registers), so a pod
+// placed on the node in those first seconds waits here instead of
+// failing its sandbox and waiting out the kubelet's back-off.
+func waitSubnetEnv(path string, timeout time.Duration) (*subnetEnv, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		env, err := readSubnetEnv(path)
+		if err == nil || !errors.Is(err, fs.ErrNotExist) || time.Now().After(deadline) {
+			return env, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func parseSubnetEnv(path string, data []byte) (*subnetEnv, error) {

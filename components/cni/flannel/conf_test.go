@@ -2,11 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseSubnetEnv(t *testing.T) {
@@ -95,5 +98,24 @@ func TestDelegatePersistence(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 0 {
 		t.Fatalf("left behind: %v", entries)
+	}
+}
+
+func TestWaitSubnetEnv(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "subnet.env")
+	if _, err := waitSubnetEnv(path, 150*time.Millisecond); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "is flanneld running") {
+		t.Fatalf("no file: got %v, want a not-exist error asking about flanneld", err)
+	}
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		_ = os.WriteFile(path+".tmp", []byte("FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n"), 0o644)
+		_ = os.Rename(path+".tmp", path)
+	}()
+	env, err := waitSubnetEnv(path, 5*time.Second)
+	if err != nil {
+		t.Fatalf("file written after 200ms: %v", err)
+	}
+	if env.subnet.String() != "10.244.3.1/24" || env.mtu != 1450 {
+		t.Fatalf("got subnet %v mtu %d", env.subnet, env.mtu)
 	}
 }

@@ -38,7 +38,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	env, err := readSubnetEnv(conf.SubnetFile)
+	env, err := waitSubnetEnv(conf.SubnetFile, leaseWait)
 	if err != nil {
 		return err
 	}
