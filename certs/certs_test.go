@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"net/netip"
@@ -592,5 +593,55 @@ func TestGenerateDryRunWritesNothing(t *testing.T) {
 		if !bytes.Equal(after[p], data) {
 			t.Errorf("dry run changed %s", p)
 		}
+	}
+}
+
+// TestNodeClientPEM checks the kubelet's first client certificate: the
+// node's identity, client use only, the CA's chain, the asked lifetime,
+// and a key that matches, in the one-file layout the kubelet reads.
+func TestNodeClientPEM(t *testing.T) {
+	dir := generate(t, testSpec())
+	now := time.Now()
+	data, err := NodeClientPEM(dir, "lab4", 30*24*time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(data, data)
+	if err != nil {
+		t.Fatalf("the file is not a matching certificate and key: %v", err)
+	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert.Subject.CommonName != "system:node:lab4" || len(cert.Subject.Organization) != 1 || cert.Subject.Organization[0] != "system:nodes" {
+		t.Errorf("subject %s, want CN=system:node:lab4, O=system:nodes", cert.Subject)
+	}
+	if len(cert.ExtKeyUsage) != 1 || cert.ExtKeyUsage[0] != x509.ExtKeyUsageClientAuth {
+		t.Errorf("extended key usages %v, want client auth only", cert.ExtKeyUsage)
+	}
+	if d := cert.NotAfter.Sub(now); d < 30*24*time.Hour-time.Minute || d > 30*24*time.Hour+time.Minute {
+		t.Errorf("lives %s, want 720h", d)
+	}
+	ca, err := dir.readCert(ClusterCA().CertPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("does not verify with the cluster CA: %v", err)
+	}
+	if !HasCAKey(dir) {
+		t.Error("HasCAKey: false with the CA key there")
+	}
+	if err := os.Remove(filepath.Join(string(dir), filepath.FromSlash(ClusterCA().KeyPath()))); err != nil {
+		t.Fatal(err)
+	}
+	if HasCAKey(dir) {
+		t.Error("HasCAKey: true without the CA key")
+	}
+	if _, err := NodeClientPEM(dir, "lab4", time.Hour, now); err == nil {
+		t.Error("issued without the CA key")
 	}
 }

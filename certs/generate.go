@@ -358,3 +358,33 @@ func sameUsages(a, b []x509.ExtKeyUsage) bool {
 	slices.Sort(b)
 	return slices.Equal(a, b)
 }
+
+// NodeClientPEM issues the first client certificate of a node's kubelet
+// (system:node:<node> in system:nodes) with the cluster CA of dir, and
+// returns the certificate and its key in one PEM block sequence, the
+// layout of the kubelet's own kubelet-client-*.pem files. kubeadm gives
+// the nodes it sets up such a certificate too: the kubelet needs no
+// bootstrap token nor a controller-manager to approve it, so it can
+// register as soon as the API server answers. The kubelet rotates it
+// itself from then on. The key is ECDSA P-256, what the kubelet makes.
+func NodeClientPEM(dir Dir, node string, validity time.Duration, now time.Time) ([]byte, error) {
+	ca, err := dir.loadAuthority(ClusterCA(), true)
+	if err != nil {
+		return nil, err
+	}
+	certPEM, keyPEM, err := signLeaf(ca, leafRequest{
+		Subject:  pkix.Name{CommonName: NodeCNPrefix + node, Organization: []string{NodesGroup}},
+		Usages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		Key:      ECDSAP256,
+		Validity: validity,
+		Now:      now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return append(certPEM, keyPEM...), nil
+}
+
+// HasCAKey reports whether dir holds the cluster CA's private key, which
+// NodeClientPEM needs.
+func HasCAKey(dir Dir) bool { return dir.exists(ClusterCA().KeyPath()) }
