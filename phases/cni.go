@@ -12,8 +12,9 @@ import (
 )
 
 // cniPhase runs flanneld (Kubernetes subnet manager: each node's pod
-// subnet is its spec.podCIDR), as the node itself (NodeKubeconfig), and
-// installs the flannel CNI configuration.
+// subnet is its spec.podCIDR), as the node itself (NodeKubeconfig). The
+// flannel CNI configuration is the kubelet phase's: it is there before
+// the kubelet starts.
 type cniPhase struct{ env *Env }
 
 func (*cniPhase) Title() string { return "Pod network (flannel)" }
@@ -30,14 +31,7 @@ func (p *cniPhase) desired(h *host.Host) (Desired, error) {
 	if err != nil {
 		return Desired{}, err
 	}
-	conflist, err := templates.Render("cni/10-flannel.conflist.tmpl", nil)
-	if err != nil {
-		return Desired{}, err
-	}
-	files := []File{
-		{Path: flannelNetConf, Data: netConf, Mode: host.FileMode{Perm: 0o644}},
-		{Path: flannelConflist, Data: conflist, Mode: host.FileMode{Perm: 0o644}},
-	}
+	files := []File{{Path: flannelNetConf, Data: netConf, Mode: host.FileMode{Perm: 0o644}}}
 	u, err := unit{
 		Description:   "flanneld: the pod network between nodes",
 		Documentation: "https://github.com/flannel-io/flannel",

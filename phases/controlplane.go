@@ -1,8 +1,13 @@
 package phases
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"path"
 	"strconv"
 	"strings"
@@ -14,8 +19,14 @@ import (
 
 // controlPlanePhase runs kube-apiserver, waits for /readyz, then runs
 // kube-controller-manager and kube-scheduler (they crash once on missing
-// RBAC if started before the API server is ready).
-type controlPlanePhase struct{ env *Env }
+// RBAC if started before the API server is ready) and waits for them to
+// be healthy. With deferHealth (the init and join playbooks), the step
+// ends once they are started and the ready step checks their health:
+// what comes next needs only the API server.
+type controlPlanePhase struct {
+	env         *Env
+	deferHealth bool
+}
 
 func (*controlPlanePhase) Title() string {
 	return "Control plane (kube-apiserver, controller-manager, scheduler)"
@@ -210,6 +221,15 @@ func (p *controlPlanePhase) Run(ctx context.Context, h *host.Host) error {
 	if _, err := ctrl.Apply(ctx, h, changed.Files...); err != nil {
 		return err
 	}
+	if p.deferHealth {
+		return nil
+	}
+	return waitControllers(ctx, h)
+}
+
+// waitControllers waits for the controller-manager and the scheduler on
+// a control plane to answer /healthz.
+func waitControllers(ctx context.Context, h *host.Host) error {
 	for name, port := range map[string]int{"kube-controller-manager": ControllerManagerPort, "kube-scheduler": SchedulerPort} {
 		// Their serving certificates are self-signed: skip the check, and
 		// authenticate with a client certificate (kubectl would prompt for
@@ -239,6 +259,9 @@ func kubectlLocal(port int, args string) string {
 func waitAPIServer(ctx context.Context, h *host.Host, port int, timeout time.Duration) error {
 	probe := kubectlLocal(port, "get --raw /readyz")
 	err := waitFor(ctx, timeout, func() (bool, error) {
+		if ready, known := readyzThrough(ctx, h, port); known {
+			return ready, nil
+		}
 		out, err := h.Run(ctx, probe+" 2>/dev/null || true")
 		return strings.TrimSpace(out) == "ok", err
 	})
@@ -247,4 +270,46 @@ func waitAPIServer(ctx context.Context, h *host.Host, port int, timeout time.Dur
 		return fmt.Errorf("kube-apiserver is not ready: %w: %s (see journalctl -u kube-apiserver)", err, strings.TrimSpace(out))
 	}
 	return nil
+}
+
+// readyzThrough asks the API server's /readyz from the admin machine,
+// through a connection the host opens to its own port (SSH port
+// forwarding): no process starts on a host whose cores the starting API
+// server needs. The request is anonymous, which the API server allows
+// for /readyz once its RBAC roles exist, which /readyz also waits for.
+// known is false when the answer says nothing about readiness (anonymous
+// requests refused, the connection impossible): then ask with kubectl.
+func readyzThrough(ctx context.Context, h *host.Host, port int) (ready, known bool) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := h.Dial(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		// Refused: not listening yet. Anything else (forwarding turned
+		// off in sshd, a transport that cannot dial) says nothing.
+		return false, strings.Contains(strings.ToLower(err.Error()), "connection refused")
+	}
+	defer conn.Close()
+	if d, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(d)
+	}
+	// Nothing secret is sent and only readiness is read, over the SSH
+	// session's own authenticated channel to the host's loopback.
+	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec
+	if _, err := fmt.Fprintf(tc, "GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"); err != nil {
+		return false, true // not serving TLS yet
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	if err != nil {
+		return false, true
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return strings.TrimSpace(string(body)) == "ok", true
+	case http.StatusUnauthorized:
+		return false, false // anonymous requests are off: kubectl, with a certificate
+	default:
+		return false, true // 403 before the RBAC roles exist, 500 while checks fail
+	}
 }

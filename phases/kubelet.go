@@ -21,13 +21,25 @@ import (
 	"github.com/kubeforge/kubeforge/certs"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
+	"github.com/kubeforge/kubeforge/templates"
 )
 
-// kubeletPhase runs the kubelet on every node. Nodes join by TLS
-// bootstrap with the bootstrap token; the kubelet then rotates its client
-// certificate itself, and its serving certificate is approved here after
-// its names and addresses are checked against the node.
+// kubeletPhase runs the kubelet on every node. A node kubeforge sets up
+// over SSH starts with a client certificate issued by kubeforge (as
+// kubeadm's control planes do), so it registers as soon as the API server
+// answers; a node joining on its own, without the CA key, joins by TLS
+// bootstrap with the bootstrap token. Either way the kubelet rotates its
+// client certificate itself from then on. The flannel CNI configuration
+// is written before the kubelet first starts, so the node is Ready as
+// soon as it registers (the flannel CNI plugin waits for flanneld's lease
+// before it sets up a pod). The step ends once the node is registered;
+// kubelet-finalize labels it and approves its serving certificate.
 type kubeletPhase struct{ env *Env }
+
+// kubeletInitialCert is the file the kubelet's first client certificate
+// is written to; kubelet-client-current.pem points at it until the
+// kubelet rotates it.
+const kubeletInitialCert = KubeletDir + "/pki/kubelet-client-kubeforge.pem"
 
 func (*kubeletPhase) Title() string { return "kubelet" }
 
@@ -97,10 +109,27 @@ func (p *kubeletPhase) bootstrapKubeconfig() ([]byte, error) {
 		clientcmdapi.AuthInfo{Token: p.env.Token.String()})
 }
 
+// nodeKubeconfig points at the kubelet's own certificate file, which it
+// rotates: the file the kubelet writes itself after a TLS bootstrap.
+func (p *kubeletPhase) nodeKubeconfig() ([]byte, error) {
+	caPEM, err := p.env.caPEM()
+	if err != nil {
+		return nil, err
+	}
+	return certs.NewKubeconfig("kubernetes", p.env.Cluster.APIServerURL(), "default-auth", caPEM,
+		clientcmdapi.AuthInfo{ClientCertificate: KubeletClientCert, ClientKey: KubeletClientCert})
+}
+
+// issues reports whether kubeforge issues the node's first client
+// certificate itself: it holds the cluster CA's key.
+func (p *kubeletPhase) issues() bool {
+	return p.env.ControlHost != nil && certs.HasCAKey(certs.Dir(p.env.StateDir))
+}
+
 // nodeState is what decides the kubelet's files on a host.
 type nodeState struct {
 	bootstrapped bool   // it has a valid client certificate and kubelet.conf
-	expired      bool   // it had one, which expired: it must bootstrap again
+	expired      bool   // it had one, which expired: it must get another
 	resolvConf   string // the resolv.conf pods inherit
 }
 
@@ -137,7 +166,20 @@ func (p *kubeletPhase) desired(h *host.Host, s nodeState) (Desired, error) {
 	}
 	files = append(files, File{Path: KubeletConfigFile, Data: cfg, Mode: host.FileMode{Perm: 0o644}})
 	inputs := paths(files)
-	if !s.bootstrapped {
+	conflist, err := templates.Render("cni/10-flannel.conflist.tmpl", nil)
+	if err != nil {
+		return Desired{}, err
+	}
+	files = append(files, File{Path: flannelConflist, Data: conflist, Mode: host.FileMode{Perm: 0o644}})
+	switch {
+	case s.bootstrapped:
+	case p.issues():
+		kc, err := p.nodeKubeconfig()
+		if err != nil {
+			return Desired{}, err
+		}
+		files = append(files, File{Path: KubeletKubeconfig, Data: kc, Mode: host.FileMode{Perm: 0o600}})
+	default:
 		bk, err := p.bootstrapKubeconfig()
 		if err != nil {
 			return Desired{}, err
@@ -195,17 +237,10 @@ func (p *kubeletPhase) Plan(ctx context.Context, h *host.Host) ([]string, error)
 		if ok, _ := h.Check(ctx, "[ -e "+BootstrapKubeconfig+" ]"); ok {
 			lines = append(lines, "remove "+BootstrapKubeconfig+" (the node has its certificate)")
 		}
+	} else if p.issues() {
+		lines = append(lines, "write its first client certificate ("+certs.NodeCNPrefix+h.Name()+"), issued with the cluster CA")
 	} else {
 		lines = append(lines, "join the cluster by TLS bootstrap")
-		if p.env.ControlHost != nil {
-			lines = append(lines, "approve its serving certificate")
-		}
-	}
-	if p.env.ControlHost == nil {
-		return lines, nil
-	}
-	if missing, err := p.missingLabels(ctx, h); err == nil && len(missing) > 0 {
-		lines = append(lines, "label the node "+strings.Join(missing, " "))
 	}
 	return lines, nil
 }
@@ -219,13 +254,21 @@ func (p *kubeletPhase) Run(ctx context.Context, h *host.Host) error {
 	if err != nil {
 		return err
 	}
-	if _, err := h.Run(ctx, "mkdir -p "+KubeletDir+" "+CNIConfDir); err != nil {
+	if _, err := h.Run(ctx, "mkdir -p "+KubeletDir+"/pki "+CNIConfDir); err != nil {
 		return err
 	}
 	if s.expired {
-		// Start over from the bootstrap token.
-		fmt.Fprintf(p.env.Out, "[kubelet] %s: its client certificate expired: it joins again with the bootstrap token\n", h)
+		how := "it joins again with the bootstrap token"
+		if p.issues() {
+			how = "kubeforge issues it another"
+		}
+		fmt.Fprintf(p.env.Out, "[kubelet] %s: its client certificate expired: %s\n", h, how)
 		if _, err := h.Run(ctx, "rm -f "+KubeletKubeconfig+" /var/lib/kubelet/pki/kubelet-client-*.pem"); err != nil {
+			return err
+		}
+	}
+	if !s.bootstrapped && p.issues() {
+		if err := p.writeClientCert(ctx, h); err != nil {
 			return err
 		}
 	}
@@ -254,21 +297,23 @@ func (p *kubeletPhase) Run(ctx context.Context, h *host.Host) error {
 	}); err != nil {
 		return fmt.Errorf("node %s did not register: %w (see journalctl -u kubelet on it)", h.Name(), err)
 	}
-	if p.env.ControlHost == nil {
-		return nil // a node on its own: no rights to approve or label
-	}
-	ctl, err := p.env.ControlHost(ctx)
+	return nil
+}
+
+// writeClientCert puts the node's first client certificate where the
+// kubelet keeps the ones it rotates: a file, and the
+// kubelet-client-current.pem link to it.
+func (p *kubeletPhase) writeClientCert(ctx context.Context, h *host.Host) error {
+	pem, err := certs.NodeClientPEM(certs.Dir(p.env.StateDir), h.Name(),
+		p.env.Cluster.Spec.Certificates.KubeletValidity.Duration, time.Now())
 	if err != nil {
 		return err
 	}
-	if err := p.approveServingCert(ctx, h, ctl); err != nil {
+	if err := h.Put(ctx, kubeletInitialCert, pem, host.FileMode{Perm: 0o600}); err != nil {
 		return err
 	}
-	missing, err := p.missingLabels(ctx, h)
-	if err != nil || len(missing) == 0 {
-		return err
-	}
-	return labelNode(ctx, ctl, p.env.Cluster.Spec.ControlPlane.Port, h.Name(), nodeLabels(h.Spec))
+	_, err = h.Run(ctx, fmt.Sprintf("ln -sfn %s %s.kubeforge-new && mv -Tf %[2]s.kubeforge-new %[2]s", kubeletInitialCert, KubeletClientCert))
+	return err
 }
 
 // labelNode sets labels on a node through the API: a JSON merge patch of
@@ -290,7 +335,7 @@ func nodeKubectl(args string) string {
 }
 
 // missingLabels returns key=value for each label the node lacks.
-func (p *kubeletPhase) missingLabels(ctx context.Context, h *host.Host) ([]string, error) {
+func (p *kubeletFinalizePhase) missingLabels(ctx context.Context, h *host.Host) ([]string, error) {
 	ctl, err := p.env.ControlHost(ctx)
 	if err != nil {
 		return nil, err
@@ -311,12 +356,68 @@ func (p *kubeletPhase) missingLabels(ctx context.Context, h *host.Host) ([]strin
 	return missing, nil
 }
 
+// kubeletFinalizePhase finishes a node once its kubelet registered: the
+// node's labels, set through the API, and the kubelet's serving
+// certificate, approved after its names and addresses are checked. It is
+// a step of its own so that nothing waits for it but the end of the run:
+// the network and the add-ons go on while the kubelet asks for its
+// certificate.
+type kubeletFinalizePhase struct{ env *Env }
+
+func (*kubeletFinalizePhase) Title() string {
+	return "Node labels and kubelet serving certificate"
+}
+
+// Enabled: a node joining on its own has no right to label itself or to
+// approve, and its kubelet serves with a self-signed certificate
+// (ServerTLSBootstrap is off).
+func (p *kubeletFinalizePhase) Enabled() (bool, string) {
+	if p.env.ControlHost == nil {
+		return false, "a node joining on its own: its kubelet serves with a self-signed certificate"
+	}
+	return true, ""
+}
+
+func (p *kubeletFinalizePhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
+	var lines []string
+	if missing, err := p.missingLabels(ctx, h); err == nil && len(missing) > 0 {
+		lines = append(lines, "label the node "+strings.Join(missing, " "))
+	}
+	if ok, err := h.Check(ctx, "[ -s "+kubeletServingCert+" ]"); err != nil || ok {
+		return lines, err
+	}
+	return append(lines, "approve its serving certificate once its names and addresses check out"), nil
+}
+
+func (p *kubeletFinalizePhase) Run(ctx context.Context, h *host.Host) error {
+	if p.env.DryRun {
+		return nil
+	}
+	ctl, err := p.env.ControlHost(ctx)
+	if err != nil {
+		return err
+	}
+	missing, err := p.missingLabels(ctx, h)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		if err := labelNode(ctx, ctl, p.env.Cluster.Spec.ControlPlane.Port, h.Name(), nodeLabels(h.Spec)); err != nil {
+			return err
+		}
+	}
+	return p.approveServingCert(ctx, h, ctl)
+}
+
+// kubeletServingCert is the serving certificate the kubelet got approved.
+const kubeletServingCert = KubeletDir + "/pki/kubelet-server-current.pem"
+
 // approveServingCert approves the node's pending kubelet-serving CSRs
 // once their names and addresses check out. The kube-controller-manager
 // approves client certificates only; serving certificates prove the node
 // owns its addresses, which only the installer knows.
-func (p *kubeletPhase) approveServingCert(ctx context.Context, h *host.Host, ctl *host.Host) error {
-	if ok, err := h.Check(ctx, "[ -s /var/lib/kubelet/pki/kubelet-server-current.pem ]"); err != nil || ok {
+func (p *kubeletFinalizePhase) approveServingCert(ctx context.Context, h *host.Host, ctl *host.Host) error {
+	if ok, err := h.Check(ctx, "[ -s "+kubeletServingCert+" ]"); err != nil || ok {
 		return err
 	}
 	return waitFor(ctx, 2*time.Minute, func() (bool, error) {
@@ -331,7 +432,7 @@ func (p *kubeletPhase) approveServingCert(ctx context.Context, h *host.Host, ctl
 			return true, nil
 		}
 		// Approved already (a re-run), or not asked for yet.
-		return h.Check(ctx, "[ -s /var/lib/kubelet/pki/kubelet-server-current.pem ]")
+		return h.Check(ctx, "[ -s "+kubeletServingCert+" ]")
 	})
 }
 

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
 )
 
-// readyPhase waits until each node is Ready: its kubelet runs pods and
-// the pod network is up on it.
+// readyPhase waits until each node is Ready (its kubelet runs pods and
+// the pod network is up on it) and, on a control plane, until the
+// controller-manager and the scheduler are healthy.
 type readyPhase struct{ env *Env }
 
 func (*readyPhase) Title() string  { return "Wait for the nodes to be Ready" }
@@ -33,6 +35,9 @@ func (p *readyPhase) Run(ctx context.Context, h *host.Host) error {
 	}
 	if _, err := ctl.Run(ctx, cmd); err != nil {
 		return fmt.Errorf("node %s is not Ready: %w (see journalctl -u kubelet -u flanneld on it)", h.Name(), err)
+	}
+	if h.Spec.Has(config.RoleControlPlane) {
+		return waitControllers(ctx, h)
 	}
 	return nil
 }
