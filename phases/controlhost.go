@@ -43,6 +43,13 @@ func ControlHostFrom(pool *Pool, c *config.Cluster) func(context.Context) (*host
 			if first == nil {
 				first = h
 			}
+			if ok, known := readyzThrough(ctx, h, c.Spec.ControlPlane.Port); known {
+				if ok {
+					ready = h
+					return h, nil
+				}
+				continue
+			}
 			out, err := h.Run(ctx, kubectlLocal(c.Spec.ControlPlane.Port, "get --raw /readyz")+" 2>/dev/null || true")
 			if err != nil {
 				errs = append(errs, err)

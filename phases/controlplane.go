@@ -236,7 +236,13 @@ func waitControllers(ctx context.Context, h *host.Host) error {
 		// a password without one). /healthz is always allowed.
 		probe := fmt.Sprintf("%s --kubeconfig=/dev/null --client-certificate=%s --client-key=%s --server=https://127.0.0.1:%d --insecure-skip-tls-verify --request-timeout=5s get --raw /healthz </dev/null",
 			bin("kubectl"), pki("apiserver-kubelet-client.crt"), pki("apiserver-kubelet-client.key"), port)
-		if err := waitFor(ctx, 2*time.Minute, func() (bool, error) { return h.Check(ctx, probe) }); err != nil {
+		healthy := func() (bool, error) {
+			if ok, known := okThrough(ctx, h, port, "/healthz"); known {
+				return ok, nil
+			}
+			return h.Check(ctx, probe)
+		}
+		if err := waitFor(ctx, 2*time.Minute, healthy); err != nil {
 			return fmt.Errorf("%s is not healthy: %w (see journalctl -u %s)", name, err, name)
 		}
 	}
@@ -280,22 +286,30 @@ func waitAPIServer(ctx context.Context, h *host.Host, port int, timeout time.Dur
 // known is false when the answer says nothing about readiness (anonymous
 // requests refused, the connection impossible): then ask with kubectl.
 func readyzThrough(ctx context.Context, h *host.Host, port int) (ready, known bool) {
+	return okThrough(ctx, h, port, "/readyz")
+}
+
+// okThrough GETs path from 127.0.0.1:port on h over TLS, anonymously,
+// through SSH port forwarding, and reports whether it answered 200 "ok".
+// known is false when that says nothing: anonymous requests refused
+// (401), or no forwarded connection (sshd refuses forwarding); a refused
+// connection (nothing listens yet) is a known "no".
+func okThrough(ctx context.Context, h *host.Host, port int, path string) (ok, known bool) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	conn, err := h.Dial(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
-		// Refused: not listening yet. Anything else (forwarding turned
-		// off in sshd, a transport that cannot dial) says nothing.
 		return false, strings.Contains(strings.ToLower(err.Error()), "connection refused")
 	}
 	defer conn.Close()
 	if d, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(d)
 	}
-	// Nothing secret is sent and only readiness is read, over the SSH
-	// session's own authenticated channel to the host's loopback.
+	// Nothing secret is sent and only "ok" is read, over the SSH
+	// session's own authenticated channel to the host's loopback; the
+	// controller-manager and the scheduler serve self-signed certificates.
 	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec
-	if _, err := fmt.Fprintf(tc, "GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"); err != nil {
+	if _, err := fmt.Fprintf(tc, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path); err != nil {
 		return false, true // not serving TLS yet
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)

@@ -292,9 +292,14 @@ func (p *kubeletPhase) Run(ctx context.Context, h *host.Host) error {
 	if _, err := h.Run(ctx, "rm -f "+BootstrapKubeconfig); err != nil {
 		return err
 	}
-	if err := waitFor(ctx, 3*time.Minute, func() (bool, error) {
-		return h.Check(ctx, nodeKubectl("get node "+h.Name()))
-	}); err != nil {
+	registered := func() (bool, error) { return h.Check(ctx, nodeKubectl("get node "+h.Name())) }
+	if c := p.env.api(ctx); c != nil {
+		registered = func() (bool, error) {
+			_, found, err := getNode(ctx, c, h.Name())
+			return found, err
+		}
+	}
+	if err := waitFor(ctx, 3*time.Minute, registered); err != nil {
 		return fmt.Errorf("node %s did not register: %w (see journalctl -u kubelet on it)", h.Name(), err)
 	}
 	return nil
@@ -340,12 +345,22 @@ func (p *kubeletFinalizePhase) missingLabels(ctx context.Context, h *host.Host) 
 	if err != nil {
 		return nil, err
 	}
-	out, err := ctl.Run(ctx, kubectlLocal(p.env.Cluster.Spec.ControlPlane.Port, "get node "+h.Name()+" -o jsonpath={.metadata.labels}"))
-	if err != nil {
-		return nil, err
-	}
 	have := map[string]string{}
-	_ = json.Unmarshal([]byte(out), &have)
+	if c, err := apiClient(p.env, ctl); err == nil {
+		node, _, err := getNode(ctx, c, h.Name())
+		if err != nil {
+			return nil, err
+		}
+		if node != nil {
+			have = node.Labels
+		}
+	} else {
+		out, err := ctl.Run(ctx, kubectlLocal(p.env.Cluster.Spec.ControlPlane.Port, "get node "+h.Name()+" -o jsonpath={.metadata.labels}"))
+		if err != nil {
+			return nil, err
+		}
+		_ = json.Unmarshal([]byte(out), &have)
+	}
 	var missing []string
 	for k, v := range nodeLabels(h.Spec) {
 		if got, ok := have[k]; !ok || got != v {

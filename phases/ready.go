@@ -24,6 +24,16 @@ func (p *readyPhase) Run(ctx context.Context, h *host.Host) error {
 	if p.env.DryRun {
 		return nil
 	}
+	if c := p.env.api(ctx); c != nil {
+		err := waitFor(ctx, NodeReadyTimeout, func() (bool, error) {
+			node, _, err := getNode(ctx, c, h.Name())
+			return node != nil && nodeReady(node), err
+		})
+		if err != nil {
+			return fmt.Errorf("node %s is not Ready: %w (see journalctl -u kubelet -u flanneld on it)", h.Name(), err)
+		}
+		return p.controllers(ctx, h)
+	}
 	wait := fmt.Sprintf("wait node/%s --for=condition=Ready --timeout=%s", h.Name(), NodeReadyTimeout)
 	ctl, cmd := h, nodeKubectl(wait)
 	if p.env.ControlHost != nil {
@@ -36,10 +46,16 @@ func (p *readyPhase) Run(ctx context.Context, h *host.Host) error {
 	if _, err := ctl.Run(ctx, cmd); err != nil {
 		return fmt.Errorf("node %s is not Ready: %w (see journalctl -u kubelet -u flanneld on it)", h.Name(), err)
 	}
-	if h.Spec.Has(config.RoleControlPlane) {
-		return waitControllers(ctx, h)
+	return p.controllers(ctx, h)
+}
+
+// controllers waits, on a control plane, for the controller-manager and
+// the scheduler to be healthy.
+func (p *readyPhase) controllers(ctx context.Context, h *host.Host) error {
+	if !h.Spec.Has(config.RoleControlPlane) {
+		return nil
 	}
-	return nil
+	return waitControllers(ctx, h)
 }
 
 // NodesTable is `kubectl get nodes -o wide` as the cluster's admin, for
