@@ -56,7 +56,17 @@ type Client struct {
 	sftpOnce sync.Once
 	sftp     *sftp.Client
 	sftpErr  error
+
+	// sessions bounds the commands running at once on the connection:
+	// sshd refuses more than MaxSessions (10 by default) open sessions
+	// per connection ("open failed"), SFTP's one included, and steps
+	// that overlap can run more than that on one control plane.
+	sessions chan struct{}
 }
+
+// maxSessions is below sshd's default MaxSessions (10), with room for
+// the SFTP subsystem's session.
+const maxSessions = 8
 
 // ConnectError is a failure to reach or log in to a host.
 type ConnectError struct {
@@ -82,7 +92,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.Keepalive = 15 * time.Second
 	}
 	addr := net.JoinHostPort(cfg.Addr, strconv.Itoa(cfg.Port))
-	c := &Client{cfg: cfg, stop: make(chan struct{})}
+	c := &Client{cfg: cfg, stop: make(chan struct{}), sessions: make(chan struct{}, maxSessions)}
 	wrap := func(err error) error { return &ConnectError{Host: cfg.Host, Addr: addr, Err: err} }
 
 	auth, agentConn, err := authMethods(cfg)
@@ -251,6 +261,12 @@ type Result struct {
 // non-zero exit is a Result with ExitCode set, not an error; errors are
 // transport failures and cancellation.
 func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, error) {
+	select {
+	case c.sessions <- struct{}{}:
+		defer func() { <-c.sessions }()
+	case <-ctx.Done():
+		return Result{ExitCode: -1}, ctx.Err()
+	}
 	session, err := c.client.NewSession()
 	if err != nil {
 		return Result{}, fmt.Errorf("new session: %w", err)

@@ -6,10 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -234,5 +236,41 @@ func TestUnreachable(t *testing.T) {
 	var ce *ConnectError
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "host gone (127.0.0.1:1)") || time.Since(start) > 3*time.Second {
 		t.Fatalf("%v after %v", err, time.Since(start))
+	}
+}
+
+// TestManyCommandsAtOnce: more commands at once than sshd allows open
+// sessions on a connection (MaxSessions, 10 by default, SFTP's included)
+// wait for a free one instead of failing with "open failed".
+func TestManyCommandsAtOnce(t *testing.T) {
+	keyPath, pub := userKey(t, "")
+	s := startServer(t, &testServer{userKey: pub, maxSessions: 10})
+	c, err := dialTo(t, s, Config{KeyPath: keyPath, KnownHosts: &KnownHosts{Path: filepath.Join(t.TempDir(), "kh")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.SFTP(); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 25)
+	for i := range 25 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := c.Run(context.Background(), fmt.Sprintf("sleep 0.2; echo %d", i), nil)
+			if err == nil && strings.TrimSpace(string(res.Stdout)) != fmt.Sprint(i) {
+				err = fmt.Errorf("command %d printed %q", i, res.Stdout)
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -27,7 +28,10 @@ type testServer struct {
 	password string
 	userKey  xssh.PublicKey
 	noSFTP   bool
-	listener net.Listener
+	// maxSessions, when set, refuses more open sessions per connection,
+	// as sshd's MaxSessions does.
+	maxSessions int
+	listener    net.Listener
 	wg       sync.WaitGroup
 }
 
@@ -107,14 +111,23 @@ func (s *testServer) serve(conn net.Conn, cfg *xssh.ServerConfig) {
 		return
 	}
 	go xssh.DiscardRequests(reqs)
+	var open atomic.Int32
 	for nc := range chans {
 		switch nc.ChannelType() {
 		case "session":
+			if s.maxSessions > 0 && int(open.Load()) >= s.maxSessions {
+				nc.Reject(xssh.ConnectionFailed, "open failed")
+				continue
+			}
 			ch, reqs, err := nc.Accept()
 			if err != nil {
 				continue
 			}
-			go s.session(ch, reqs)
+			open.Add(1)
+			go func() {
+				defer open.Add(-1)
+				s.session(ch, reqs)
+			}()
 		case "direct-tcpip":
 			var p struct {
 				Host       string
