@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"time"
 
@@ -75,7 +76,15 @@ type Env struct {
 	// Connect reaches any host of the cluster (the run's pool), for a
 	// phase that picks its host itself (one healthy etcd member).
 	Connect func(ctx context.Context, spec *config.Host) (*host.Host, error)
+	// Phases are those this run plays (the runner sets it: the playbook's,
+	// less --skip-phases, or the one of `phase NAME`),
+	// for a phase whose work another step may do first.
+	Phases []string
 }
+
+// packagesStep reports whether the run has the packages step, which
+// installs every OS package a host needs before the steps that use them.
+func (e *Env) packagesStep() bool { return slices.Contains(e.Phases, "packages") }
 
 // constructors builds each phase by name.
 var constructors = map[string]func(*Env) Phase{

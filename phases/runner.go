@@ -113,11 +113,23 @@ func (r *Runner) Run(ctx context.Context, pb *playbooks.Playbook) ([]StepTiming,
 	if newPhase == nil {
 		newPhase = New
 	}
+	out := newOrderedOut(r.Out, len(pb.Steps))
+	// The phases this run plays: --skip-phases and `phase NAME` left out.
+	var playing []string
+	for _, name := range pb.Phases() {
+		if (r.Only == "" || name == r.Only) && !slices.Contains(r.Skip, name) {
+			playing = append(playing, name)
+		}
+	}
 	// Build every phase first: a playbook naming an unknown phase fails
-	// before anything runs.
+	// before anything runs. Each phase gets the Env with its step's
+	// writer as Out, so what it prints (a warning, a certificate made)
+	// keeps the playbook's order too.
 	phases := make([]Phase, len(pb.Steps))
 	for i, step := range pb.Steps {
-		p, err := newPhase(step.Phase, r.Env)
+		env := *r.Env
+		env.Out, env.Phases = out.step(i), playing
+		p, err := newPhase(step.Phase, &env)
 		if err != nil {
 			return nil, fmt.Errorf("playbook %s: %w", pb.Name, err)
 		}
@@ -127,7 +139,6 @@ func (r *Runner) Run(ctx context.Context, pb *playbooks.Playbook) ([]StepTiming,
 		deps    = pb.Deps()
 		done    = make([]chan struct{}, len(pb.Steps))
 		results = make([]stepResult, len(pb.Steps))
-		out     = newOrderedOut(r.Out, len(pb.Steps))
 		failed  atomic.Bool
 		wg      sync.WaitGroup
 	)

@@ -317,3 +317,49 @@ func TestCriticalPath(t *testing.T) {
 		t.Errorf("critical path %q, want %q", got, want)
 	}
 }
+
+// noting is gated, and prints a note of its own through its Env's Out.
+type noting struct {
+	*gated
+	env *Env
+}
+
+func (n noting) Run(ctx context.Context, h *host.Host) error {
+	fmt.Fprintf(n.env.Out, "[fast] %s: a note (this run plays %s)\n", h.Name(), strings.Join(n.env.Phases, ","))
+	return n.gated.Run(ctx, h)
+}
+
+// TestPhaseOutputKeepsStepOrder: what a phase prints itself goes through
+// its step's writer, so it stays in the playbook's order even when the
+// step runs (and prints) before the one above it finished; and a phase
+// knows which phases the run plays.
+func TestPhaseOutputKeepsStepOrder(t *testing.T) {
+	f := newFixture("", nil)
+	fastDone := make(chan struct{})
+	f.runner.Skip = []string{"extra"}
+	f.runner.NewPhase = func(name string, env *Env) (Phase, error) {
+		switch name {
+		case "slow":
+			return &gated{title: "Slow", left: 3, wait: fastDone}, nil
+		case "fast":
+			return noting{&gated{title: "Fast", left: 3, closed: fastDone}, env}, nil
+		}
+		return &gated{title: name, left: 3}, nil
+	}
+	_, err := f.runner.Run(context.Background(), playbook(
+		playbooks.Step{Phase: "slow", Hosts: playbooks.All},
+		playbooks.Step{Phase: "fast", Hosts: playbooks.All, After: []string{}},
+		playbooks.Step{Phase: "extra", Hosts: playbooks.All},
+	))
+	out := f.out.String()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	lastSlow, firstNote := strings.LastIndex(out, "[slow]"), strings.Index(out, "a note")
+	if lastSlow < 0 || firstNote < lastSlow {
+		t.Errorf("the fast step's note came before the slow step's lines:\n%s", out)
+	}
+	if !strings.Contains(out, "(this run plays slow,fast)") {
+		t.Errorf("Env.Phases is not the phases this run plays (extra is skipped):\n%s", out)
+	}
+}

@@ -102,7 +102,7 @@ func (p *runtimePhase) Plan(ctx context.Context, h *host.Host) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
-	if len(pkgs) > 0 {
+	if len(pkgs) > 0 && !p.env.packagesStep() { // else the packages step lists them
 		plan = append(plan, "install "+strings.Join(pkgs, " "))
 	}
 	q, err := detectQuirks(ctx, h)

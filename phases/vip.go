@@ -132,7 +132,7 @@ func (p *vipPhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(pkgs) > 0 {
+	if len(pkgs) > 0 && !p.env.packagesStep() { // else the packages step lists them
 		plan = append(plan, "install "+strings.Join(pkgs, " "))
 	}
 	d, err := p.desired(ctx, h)
