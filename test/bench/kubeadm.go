@@ -29,8 +29,8 @@ package main
 //     installers, not two networks. Like `kubectl apply` of a network
 //     manifest after init, it starts once init has returned.
 //
-// apt runs while the files upload, and the images import in parallel:
-// what a careful script would do, so the reference is not made slow.
+// apt runs while the files upload: what a careful script would do, so the
+// reference is not made slow.
 
 import (
 	"context"
@@ -84,7 +84,7 @@ func runKubeadm(ctx context.Context, root string, l *lab.Lab, host string, dir s
 	if _, err := os.Stat(kubeadm); err != nil {
 		return m, fmt.Errorf("%w (make bench-kubeadm)", err)
 	}
-	images, v, err := buildKubeadmImages(ctx, filepath.Join(root, "dist"), filepath.Join(root, "bin"), l.Image, filepath.Join(root, benchDir, "images"))
+	images, _, v, err := buildKubeadmImages(ctx, filepath.Join(root, "dist"), filepath.Join(root, "bin"), l.Image, filepath.Join(root, benchDir, "images"))
 	if err != nil {
 		return m, fmt.Errorf("kubeadm images: %w", err)
 	}
@@ -176,7 +176,7 @@ func runKubeadm(ctx context.Context, root string, l *lab.Lab, host string, dir s
 
 // stageKubeadm lays out, under stage, the files the host gets, at their
 // paths on the host.
-func stageKubeadm(root, stage, kubeadm string, images []kubeadmImage, v kubeadmVersions, h lab.Host) error {
+func stageKubeadm(root, stage, kubeadm, images string, v kubeadmVersions, h lab.Host) error {
 	if err := os.RemoveAll(stage); err != nil {
 		return err
 	}
@@ -191,9 +191,7 @@ func stageKubeadm(root, stage, kubeadm string, images []kubeadmImage, v kubeadmV
 		"/opt/cni/bin/loopback":   filepath.Join(dist, "cni", "bin", "loopback"),
 		"/opt/cni/bin/portmap":    filepath.Join(dist, "cni", "bin", "portmap"),
 		"/opt/cni/bin/flannel":    filepath.Join(dist, "cni", "bin", "flannel"),
-	}
-	for _, img := range images {
-		links[work+"/images/"+filepath.Base(img.File)] = img.File
+		work + "/images.tar":      images,
 	}
 	for dst, src := range links {
 		if err := linkOrCopy(src, filepath.Join(stage, dst)); err != nil {
@@ -232,6 +230,7 @@ func stageKubeadm(root, stage, kubeadm string, images []kubeadmImage, v kubeadmV
 		"/etc/sysctl.d/99-kubernetes.conf":                      "net.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\nnet.ipv4.ip_forward = 1\n",
 		work + "/containerd.toml":                               string(containerd),
 		work + "/10-flannel.conflist":                           string(conflist),
+		work + "/flannel-rbac.yaml":                             flannelRBAC,
 		work + "/kubeadm.yaml":                                  kubeadmConfig(v, h),
 		work + "/run.sh":                                        kubeadmScript,
 	}
@@ -361,6 +360,40 @@ RestartSec=5
 WantedBy=multi-user.target
 `
 
+// flannelRBAC lets flanneld, running as the node, read every node's pod
+// subnet and annotate its own node (NodeRestriction keeps it to its own);
+// the Node authorizer alone lets a node read only its own Node. kubeforge
+// binds the same rules to system:nodes (templates/bootstrap); flannel's
+// own manifest binds them to its ServiceAccount.
+const flannelRBAC = `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: bench:flannel
+rules:
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get, list, watch, patch]
+- apiGroups: [""]
+  resources: [nodes/status]
+  verbs: [patch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: bench:flannel
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: bench:flannel
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: Group
+  name: system:nodes
+`
+
 // kubeadmScript runs on the host once the files are there and the packages
 // installed. Each step prints "step NAME SECONDS".
 const kubeadmScript = `#!/bin/bash
@@ -381,9 +414,7 @@ systemctl restart containerd
 until ctr -n k8s.io version >/dev/null 2>&1; do sleep 0.1; done
 step runtime
 
-pids=()
-for f in $W/images/*.tar; do ctr -n k8s.io images import "$f" >/dev/null & pids+=($!); done
-for p in "${pids[@]}"; do wait "$p"; done
+ctr -n k8s.io images import $W/images.tar >/dev/null
 step images
 
 systemctl daemon-reload
@@ -393,6 +424,7 @@ step kubeadm-init
 
 export KUBECONFIG=/etc/kubernetes/admin.conf
 kubectl taint nodes --all node-role.kubernetes.io/control-plane-
+kubectl apply -f $W/flannel-rbac.yaml
 install -D -m 644 $W/10-flannel.conflist /etc/cni/net.d/10-flannel.conflist
 systemctl enable --no-block --now flanneld 2>/dev/null
 step network

@@ -4,41 +4,50 @@ package main
 // bundle ships, so the reference path needs no registry. kubeadm names
 // them after registry.k8s.io; they are imported into containerd on the
 // host before init, and its preflight "pull" finds them present.
+//
+// The four Kubernetes images and etcd share one layer: bin/kube, the
+// multicall binary, with a symbolic link for each program (what the
+// bundle does on the host). bundle.WriteImage makes one layer of regular
+// files per image, which would give the host five copies of bin/kube to
+// upload, unpack and store: a cost upstream's per-program images do not
+// have, and one that would make the reference look slower than it is. One
+// docker-save archive holds all the images, the shared layer once;
+// containerd stores and unpacks it once.
 
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
-	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/kubeforge/kubeforge/components/bundle"
 )
 
 // kubeadmImageRecipe changes when the way the images are made changes, so
 // cached images from an older recipe are not reused.
-const kubeadmImageRecipe = "kubeadm-images-1"
+const kubeadmImageRecipe = "kubeadm-images-2"
 
 // Where a kubeadm image's command finds its program: the static pod
 // manifests call "kube-apiserver", "etcd"... through PATH, the kube-proxy
 // DaemonSet calls /usr/local/bin/kube-proxy, as in the upstream images.
 const imagePath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-// kubeadmImage is one image of the reference path.
-type kubeadmImage struct {
-	Ref  string // as kubeadm names it
-	File string // the docker-save tarball
-}
 
 // kubeadmVersions are the versions kubeadm is told to use, read from the
 // binaries themselves.
@@ -53,110 +62,210 @@ type kubeadmVersions struct {
 // to match, so it is tagged with the name kubeadm and containerd look for.
 const kubeadmPauseTag = "3.10.1"
 
-// buildKubeadmImages makes (or finds cached under cacheDir) the images of
-// the reference path from bundleDir's bin/kube, binDir's pause and coredns,
-// and iptables taken from the lab hosts' image (labImage): kube-proxy in
-// iptables mode execs iptables-restore inside its container, and using the
-// hosts' own iptables (nf_tables backend) keeps its rules compatible with
-// those flanneld writes from the host.
-func buildKubeadmImages(ctx context.Context, bundleDir, binDir, labImage, cacheDir string) ([]kubeadmImage, kubeadmVersions, error) {
+// kubeadmImagesFile is the archive's name in the cache directory.
+const kubeadmImagesFile = "kubeadm-images.tar"
+
+// buildKubeadmImages makes (or finds cached under cacheDir) the archive of
+// the reference path's images from bundleDir's bin/kube, binDir's pause and
+// coredns, and iptables taken from the lab hosts' image (labImage):
+// kube-proxy in iptables mode execs iptables-restore inside its container,
+// and using the hosts' own iptables (nf_tables backend) keeps its rules
+// compatible with those flanneld writes from the host. It returns the
+// archive's path and the refs in it.
+func buildKubeadmImages(ctx context.Context, bundleDir, binDir, labImage, cacheDir string) (string, []string, kubeadmVersions, error) {
 	kube := filepath.Join(bundleDir, "bin", "kube")
 	pause := filepath.Join(binDir, "pause")
 	coredns := filepath.Join(binDir, "coredns")
 	var v kubeadmVersions
 	var err error
 	if v.Kubernetes, err = bundle.ModuleVersion(kube, "k8s.io/kubernetes"); err != nil {
-		return nil, v, err
+		return "", nil, v, err
 	}
 	etcd, err := bundle.ModuleVersion(kube, "go.etcd.io/etcd/server/v3")
 	if err != nil {
-		return nil, v, err
+		return "", nil, v, err
 	}
 	v.EtcdTag = strings.TrimPrefix(etcd, "v") + "-0"
 	if v.CoreDNSTag, err = bundle.ModuleVersion(coredns, "github.com/coredns/coredns"); err != nil {
-		return nil, v, err
+		return "", nil, v, err
 	}
 	labID, err := output(ctx, "docker", "image", "inspect", "-f", "{{.Id}}", labImage)
 	if err != nil {
-		return nil, v, fmt.Errorf("the lab image: %w", err)
+		return "", nil, v, fmt.Errorf("the lab image: %w", err)
 	}
+
+	const reg = "registry.k8s.io/"
+	kubeRefs := []string{
+		reg + "kube-apiserver:" + v.Kubernetes,
+		reg + "kube-controller-manager:" + v.Kubernetes,
+		reg + "kube-scheduler:" + v.Kubernetes,
+		reg + "etcd:" + v.EtcdTag,
+	}
+	proxyRef := reg + "kube-proxy:" + v.Kubernetes
+	pauseRef := reg + "pause:" + kubeadmPauseTag
+	dnsRef := reg + "coredns/coredns:" + v.CoreDNSTag
+	refs := append(append([]string(nil), kubeRefs...), proxyRef, pauseRef, dnsRef)
 
 	// The cache key: the recipe and every input.
 	h := sha256.New()
-	fmt.Fprintln(h, kubeadmImageRecipe, labID)
+	fmt.Fprintln(h, kubeadmImageRecipe, labID, refs)
 	for _, f := range []string{kube, pause, coredns} {
 		sum, _, err := bundle.HashFile(f)
 		if err != nil {
-			return nil, v, err
+			return "", nil, v, err
 		}
 		fmt.Fprintln(h, f, sum)
 	}
 	dir := filepath.Join(cacheDir, hex.EncodeToString(h.Sum(nil))[:16])
+	archive := filepath.Join(dir, kubeadmImagesFile)
+	if _, err := os.Stat(archive); err == nil {
+		return archive, refs, v, nil
+	}
 
-	reg := "registry.k8s.io/"
-	kubeFile := func(name string) bundle.ImageFile {
-		return bundle.ImageFile{Path: "/usr/local/bin/" + name, Source: kube}
-	}
-	specs := []bundle.ImageSpec{
-		{Ref: reg + "kube-apiserver:" + v.Kubernetes, Files: []bundle.ImageFile{kubeFile("kube-apiserver")}, Env: []string{imagePath}},
-		{Ref: reg + "kube-controller-manager:" + v.Kubernetes, Files: []bundle.ImageFile{kubeFile("kube-controller-manager")}, Env: []string{imagePath}},
-		{Ref: reg + "kube-scheduler:" + v.Kubernetes, Files: []bundle.ImageFile{kubeFile("kube-scheduler")}, Env: []string{imagePath}},
-		{Ref: reg + "etcd:" + v.EtcdTag, Files: []bundle.ImageFile{kubeFile("etcd")}, Env: []string{imagePath}},
-		{Ref: reg + "pause:" + kubeadmPauseTag, Files: []bundle.ImageFile{{Path: "/pause", Source: pause}},
-			Entrypoint: []string{"/pause"}, User: "65535:65535"},
-		// Upstream's image runs as 65532 with a file capability on
-		// /coredns; WriteImage writes no xattrs, so this one runs as
-		// root and binds :53 with the NET_BIND_SERVICE capability
-		// kubeadm's Deployment adds (it drops all others).
-		{Ref: reg + "coredns/coredns:" + v.CoreDNSTag, Files: []bundle.ImageFile{{Path: "/coredns", Source: coredns}},
-			Entrypoint: []string{"/coredns"}, Ports: []string{"53/udp", "53/tcp", "9153/tcp"}},
-	}
-	proxy := bundle.ImageSpec{Ref: reg + "kube-proxy:" + v.Kubernetes, Env: []string{imagePath}}
-
-	var images []kubeadmImage
-	for _, s := range append(specs, proxy) {
-		name := strings.NewReplacer("/", "_", ":", "_").Replace(strings.TrimPrefix(s.Ref, reg))
-		images = append(images, kubeadmImage{Ref: s.Ref, File: filepath.Join(dir, name+".tar")})
-	}
-	if _, err := os.Stat(filepath.Join(dir, "done")); err == nil {
-		return images, v, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, v, err
+	kubeLayer := []layerEntry{{path: "/usr/local/bin/kube", source: kube, mode: 0o755}}
+	for _, p := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "etcd"} {
+		kubeLayer = append(kubeLayer, layerEntry{path: "/usr/local/bin/" + p, link: "kube"})
 	}
 	ipt, err := iptablesFiles(ctx, labImage)
 	if err != nil {
-		return nil, v, err
+		return "", nil, v, err
 	}
-	proxy.Files = append([]bundle.ImageFile{kubeFile("kube-proxy")}, ipt...)
-	specs = append(specs, proxy)
+	base, err := makeLayer(kubeLayer)
+	if err != nil {
+		return "", nil, v, err
+	}
+	iptLayer, err := makeLayer(ipt)
+	if err != nil {
+		return "", nil, v, err
+	}
+	pauseLayer, err := makeLayer([]layerEntry{{path: "/pause", source: pause, mode: 0o755}})
+	if err != nil {
+		return "", nil, v, err
+	}
+	dnsLayer, err := makeLayer([]layerEntry{{path: "/coredns", source: coredns, mode: 0o755}})
+	if err != nil {
+		return "", nil, v, err
+	}
+	images := map[name.Reference]v1.Image{}
+	add := func(ref string, layers []v1.Layer, c v1.Config) error {
+		r, err := name.ParseReference(ref)
+		if err != nil {
+			return err
+		}
+		img, err := makeImage(layers, c)
+		images[r] = img
+		return err
+	}
+	for _, ref := range kubeRefs {
+		if err := add(ref, []v1.Layer{base}, v1.Config{Env: []string{imagePath}}); err != nil {
+			return "", nil, v, err
+		}
+	}
+	if err := add(proxyRef, []v1.Layer{base, iptLayer}, v1.Config{Env: []string{imagePath}}); err != nil {
+		return "", nil, v, err
+	}
+	if err := add(pauseRef, []v1.Layer{pauseLayer}, v1.Config{Entrypoint: []string{"/pause"}, User: "65535:65535"}); err != nil {
+		return "", nil, v, err
+	}
+	// Upstream's CoreDNS image runs as 65532 with a file capability on
+	// /coredns; this layer carries no xattrs, so the image runs as root
+	// and binds :53 with the NET_BIND_SERVICE capability kubeadm's
+	// Deployment adds (it drops all others).
+	if err := add(dnsRef, []v1.Layer{dnsLayer}, v1.Config{Entrypoint: []string{"/coredns"},
+		ExposedPorts: map[string]struct{}{"53/udp": {}, "53/tcp": {}, "9153/tcp": {}}}); err != nil {
+		return "", nil, v, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, v, err
+	}
+	tmp := archive + ".tmp"
+	if err := tarball.MultiRefWriteToFile(tmp, images); err != nil {
+		return "", nil, v, err
+	}
+	return archive, refs, v, os.Rename(tmp, archive)
+}
 
-	// Two at a time: each holds its layer in memory while it is
-	// compressed, and the machine has two cores.
-	var wg sync.WaitGroup
-	errs := make([]error, len(specs))
-	sem := make(chan struct{}, 2)
-	for i, s := range specs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			_, errs[i] = bundle.WriteImage(s, images[i].File)
-		}()
+// layerEntry is a file or a symbolic link of a layer.
+type layerEntry struct {
+	path   string // absolute
+	source string // the file on disk; or
+	data   []byte // its content
+	link   string // a symbolic link to this, instead
+	mode   int64
+}
+
+// makeLayer builds a gzipped layer in memory, with fixed owners and times
+// so the same inputs give the same digest. It is compressed once.
+func makeLayer(entries []layerEntry) (v1.Layer, error) {
+	sort.Slice(entries, func(i, j int) bool { return entries[i].path < entries[j].path })
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	epoch := time.Unix(0, 0)
+	dirs := map[string]bool{}
+	for _, e := range entries {
+		var parents []string
+		for d := filepath.Dir(e.path); d != "/" && !dirs[d]; d = filepath.Dir(d) {
+			dirs[d] = true
+			parents = append([]string{d}, parents...)
+		}
+		for _, d := range parents {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d[1:] + "/", Mode: 0o755, ModTime: epoch}); err != nil {
+				return nil, err
+			}
+		}
+		if e.link != "" {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: e.path[1:], Linkname: e.link, Mode: 0o777, ModTime: epoch}); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		data := e.data
+		if e.source != "" {
+			var err error
+			if data, err = os.ReadFile(e.source); err != nil {
+				return nil, err
+			}
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: e.path[1:], Mode: e.mode, Size: int64(len(data)), ModTime: epoch}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return nil, err
+		}
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, v, err
+	if err := tw.Close(); err != nil {
+		return nil, err
 	}
-	return images, v, os.WriteFile(filepath.Join(dir, "done"), nil, 0o644)
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	gz := buf.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(gz)), nil })
+}
+
+// makeImage is a linux image of these layers and this configuration,
+// created at the Unix epoch so its ID depends on its content only.
+func makeImage(layers []v1.Layer, c v1.Config) (v1.Image, error) {
+	img, err := mutate.AppendLayers(empty.Image, layers...)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	cf.Created = v1.Time{Time: time.Unix(0, 0).UTC()}
+	cf.Config = c
+	return mutate.ConfigFile(img, cf)
 }
 
 // iptablesFiles copies iptables (the nf_tables multicall binary under each
 // name kube-proxy runs), its shared libraries and its extensions out of the
-// lab hosts' image. Symbolic links are followed: an image layer here holds
-// regular files only.
-func iptablesFiles(ctx context.Context, labImage string) ([]bundle.ImageFile, error) {
+// lab hosts' image. Symbolic links among the libraries are followed.
+func iptablesFiles(ctx context.Context, labImage string) ([]layerEntry, error) {
 	const script = `set -e
 bin=/usr/sbin/xtables-nft-multi
 ext=/usr/lib/x86_64-linux-gnu/xtables
@@ -168,8 +277,8 @@ tar -ch $bin $libs $ext 2>/dev/null`
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("iptables from %s: %w: %s", labImage, err, stderr.String())
 	}
-	var files []bundle.ImageFile
-	var multi []byte
+	var files []layerEntry
+	found := false
 	tr := tar.NewReader(&stdout)
 	for {
 		hdr, err := tr.Next()
@@ -187,20 +296,17 @@ tar -ch $bin $libs $ext 2>/dev/null`
 			return nil, err
 		}
 		p := "/" + strings.TrimPrefix(hdr.Name, "/")
-		if p == "/usr/sbin/xtables-nft-multi" {
-			multi = data
-		}
-		files = append(files, bundle.ImageFile{Path: p, Data: data, Mode: hdr.Mode & 0o777})
+		found = found || p == "/usr/sbin/xtables-nft-multi"
+		files = append(files, layerEntry{path: p, data: data, mode: hdr.Mode & 0o777})
 	}
-	if multi == nil {
+	if !found {
 		return nil, fmt.Errorf("no /usr/sbin/xtables-nft-multi in %s", labImage)
 	}
 	// The names kube-proxy runs; xtables-nft-multi picks its mode from
 	// the name it was started under.
 	for _, n := range []string{"iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"} {
-		files = append(files, bundle.ImageFile{Path: path.Join("/usr/sbin", n), Data: multi, Mode: 0o755})
+		files = append(files, layerEntry{path: "/usr/sbin/" + n, link: "xtables-nft-multi"})
 	}
-	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 	return files, nil
 }
 
