@@ -39,7 +39,7 @@ KUBEFORGE_X := -X 'github.com/kubeforge/kubeforge/internal/version.Version=$(VER
 MODULES := . components/coredns components/flanneld components/cni
 
 .PHONY: all build kubeforge kube components pause coredns flanneld cni bundle \
-        test unit fuzz integration e2e e2e-run e2e-ha e2e-ha-run e2e-certs e2e-certs-run e2e-lifecycle e2e-lifecycle-run demo bench lint fmt vet clean
+        test unit fuzz integration e2e e2e-run e2e-ha e2e-ha-run e2e-certs e2e-certs-run e2e-lifecycle e2e-lifecycle-run demo bench bench-kubeadm lint fmt vet clean
 
 include test/lab/lab.mk
 
@@ -109,9 +109,20 @@ e2e-run:
 
 # Timings and memory of a one-host cluster, then 3 control planes, VIP
 # failover and joins on 8 hosts, written to docs/benchmarks.md.
-bench: build bundle
+bench: build bundle bench-kubeadm
 	$(MAKE) lab-up N=8 CP=3
 	status=0; $(GO) run ./test/bench -root $(CURDIR) || status=$$?; $(MAKE) lab-down; exit $$status
+
+# The bench's reference path, never shipped in the bundle: stock kubeadm
+# built from the same Kubernetes module and version as bin/kube, from a
+# nested module (test/bench/kubeadm/go.mod) because cmd/kubeadm needs
+# requirements the product does not. The bench builds kubeadm's images
+# from bin/ itself (test/bench/kubeadm_images.go).
+BENCH_DIR := $(CURDIR)/.bench
+bench-kubeadm:
+	@v=$$(cd test/bench/kubeadm && $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes); \
+	if [ "$$v" != "$(KUBE_VERSION)" ]; then echo "test/bench/kubeadm pins k8s.io/kubernetes $$v, the product $(KUBE_VERSION)"; exit 1; fi
+	cd test/bench/kubeadm && $(GO) build $(BUILDFLAGS) -ldflags "-s -w $(kube_x)" -o $(BENCH_DIR)/kubeadm k8s.io/kubernetes/cmd/kubeadm
 
 # The README's first command: a lab host and a cluster in it.
 # Its state (PKI, known_hosts, admin.conf) lives with the lab, in .lab/cluster-state.

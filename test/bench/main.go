@@ -31,8 +31,18 @@ import (
 func main() {
 	root := flag.String("root", ".", "repository root")
 	out := flag.String("out", "docs/benchmarks.md", "file whose cluster section to rewrite")
+	only := flag.String("only", "", "run only this part: kubeadm (the reference path, on the lab's first host)")
 	flag.Parse()
-	if err := run(*root, *out); err != nil {
+	var err error
+	switch *only {
+	case "":
+		err = run(*root, *out)
+	case "kubeadm":
+		err = runKubeadmOnly(*root)
+	default:
+		err = fmt.Errorf("-only %q: the only part is kubeadm", *only)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
