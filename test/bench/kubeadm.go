@@ -116,7 +116,7 @@ func runKubeadm(ctx context.Context, root string, l *lab.Lab, host string, dir s
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		m.nodeReady, m.dnsReady = watch(watchCtx, l, host, start)
+		m.nodeReady, m.dnsReady = watch(watchCtx, l, host, []string{host}, start)
 	}()
 
 	var upload, apt time.Duration
@@ -486,24 +486,5 @@ func renderKubeadm(m kubeadmMeasure, node string) string {
 	fmt.Fprintf(&b, "kubeadm reference path on %s (fresh host, from the start of the upload, apt included):\n", node)
 	fmt.Fprintf(&b, "  all steps done     %s\n  node Ready         %s\n  CoreDNS available  %s\n", r(m.wall), r(m.nodeReady), r(m.dnsReady))
 	fmt.Fprintf(&b, "  steps: %s\n", m.steps)
-	return b.String()
-}
-
-// kubeadmComparison is the markdown table of kubeforge's one-host figures
-// beside kubeadm's, measured on fresh hosts in the same run, with the
-// ratio kubeforge/kubeadm (below 1: kubeforge is faster).
-func kubeadmComparison(kf measure, ka kubeadmMeasure) string {
-	r := func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }
-	ratio := func(a, b time.Duration) string {
-		if b == 0 {
-			return "-"
-		}
-		return fmt.Sprintf("%.2f", float64(a)/float64(b))
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "| from a fresh host, apt included | kubeforge | kubeadm | kubeforge / kubeadm |\n|---|---|---|---|\n")
-	fmt.Fprintf(&b, "| node Ready | %s | %s | %s |\n", r(kf.nodeReady), r(ka.nodeReady), ratio(kf.nodeReady, ka.nodeReady))
-	fmt.Fprintf(&b, "| CoreDNS available | %s | %s | %s |\n", r(kf.dnsReady), r(ka.dnsReady), ratio(kf.dnsReady, ka.dnsReady))
-	fmt.Fprintf(&b, "\nkubeadm's steps: %s.\n", ka.steps)
 	return b.String()
 }

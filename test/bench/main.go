@@ -1,8 +1,10 @@
 // Command bench measures kubeforge on the lab and writes two sections of
 // docs/benchmarks.md. The one-host section: three inits of a fresh host
 // (the median and each run: init wall time, when the node and CoreDNS
-// became Ready, time per phase, the critical path), a re-run, the memory
-// (RSS and PSS) of each component; then 1 control plane + 4 workers from
+// became Ready, time per phase, the critical path), each followed by
+// stock kubeadm on the same host made fresh again (kubeadm.go) and the
+// ratios, a re-run, the memory (RSS and PSS) of each component; then 1
+// control plane + 4 workers from
 // one init on fresh hosts and re-runs of it with nothing to change. The HA
 // section (with 8 lab hosts): init of 3 control planes behind the VIP, the
 // VIP failover time, joining 1 worker against 4 at once, and a renewal.
@@ -90,6 +92,7 @@ func run(root, outFile string) error {
 	// One host, fresh each time; nothing else runs on the lab (its hosts
 	// share this machine's cores).
 	var all []oneHost
+	var ka []kubeadmMeasure
 	var m measure
 	for i := range runs {
 		if err := recreate(ctx, l, l.Hosts()); err != nil {
@@ -117,6 +120,16 @@ func run(root, outFile string) error {
 				return err
 			}
 		}
+		// The reference: stock kubeadm on the same host, fresh again.
+		if err := recreate(ctx, l, l.Hosts()); err != nil {
+			return err
+		}
+		km, err := runKubeadm(ctx, root, l, node.Name, dir)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("bench: kubeadm %d of %d on fresh %s: node Ready %s, CoreDNS %s (%s)\n", i+1, runs, node.Name, km.nodeReady, km.dnsReady, km.steps)
+		ka = append(ka, km)
 	}
 	med := medianRun(all)
 	m.initWall, m.nodeReady, m.dnsReady, m.phases, m.critical = med.wall, med.nodeReady, med.dnsReady, med.phases, med.critical
@@ -127,7 +140,7 @@ func run(root, outFile string) error {
 			return fmt.Errorf("1 control plane + 4 workers: %w", err)
 		}
 	}
-	section := render(m, all, f, node.Name)
+	section := render(m, all, ka, f, node.Name)
 	fmt.Print(section)
 	if err := rewrite(filepath.Join(root, outFile), section, beginMark, endMark); err != nil {
 		return err
@@ -313,7 +326,7 @@ const (
 	endMark   = "<!-- bench:cluster:end -->"
 )
 
-func render(m measure, all []oneHost, f *fleet, node string) string {
+func render(m measure, all []oneHost, ka []kubeadmMeasure, f *fleet, node string) string {
 	r := func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }
 	each := func(get func(oneHost) time.Duration) string {
 		var parts []string
@@ -330,6 +343,18 @@ func render(m measure, all []oneHost, f *fleet, node string) string {
 	fmt.Fprintf(&b, "| `kubeforge init`, fresh host (apt install of containerd included) | %s (%s) |\n", r(m.initWall), each(func(x oneHost) time.Duration { return x.wall }))
 	fmt.Fprintf(&b, "| node Ready, from the start of init (goal ≤ 15 s) | %s (%s) |\n", r(median(durations(all, func(x oneHost) time.Duration { return x.nodeReady }))), each(func(x oneHost) time.Duration { return x.nodeReady }))
 	fmt.Fprintf(&b, "| CoreDNS available, from the start of init (goal ≤ 18 s) | %s (%s) |\n", r(median(durations(all, func(x oneHost) time.Duration { return x.dnsReady }))), each(func(x oneHost) time.Duration { return x.dnsReady }))
+	if len(ka) > 0 {
+		kaReady := median(kubeadmDurations(ka, func(x kubeadmMeasure) time.Duration { return x.nodeReady }))
+		kaDNS := median(kubeadmDurations(ka, func(x kubeadmMeasure) time.Duration { return x.dnsReady }))
+		kfReady := median(durations(all, func(x oneHost) time.Duration { return x.nodeReady }))
+		kfDNS := median(durations(all, func(x oneHost) time.Duration { return x.dnsReady }))
+		fmt.Fprintf(&b, "| stock kubeadm, same host fresh after each kubeforge run: node Ready | %s (%s) |\n", r(kaReady),
+			joinDurations(kubeadmDurations(ka, func(x kubeadmMeasure) time.Duration { return x.nodeReady }), r))
+		fmt.Fprintf(&b, "| stock kubeadm: CoreDNS available | %s (%s) |\n", r(kaDNS),
+			joinDurations(kubeadmDurations(ka, func(x kubeadmMeasure) time.Duration { return x.dnsReady }), r))
+		fmt.Fprintf(&b, "| kubeforge / kubeadm, node Ready (goal ≤ 0.6) | %.2f |\n", kfReady.Seconds()/kaReady.Seconds())
+		fmt.Fprintf(&b, "| kubeforge / kubeadm, CoreDNS available (goal ≤ 0.6) | %.2f |\n", kfDNS.Seconds()/kaDNS.Seconds())
+	}
 	fmt.Fprintf(&b, "| `kubeforge init` again on the running cluster (nothing to change) | %s |\n", r(m.rerunWall))
 	if f != nil {
 		fmt.Fprintf(&b, "| `kubeforge init` of 1 control plane + 4 workers, fresh hosts | %s |\n", r(f.wall))
@@ -345,9 +370,31 @@ func render(m measure, all []oneHost, f *fleet, node string) string {
 	if f != nil {
 		fmt.Fprintf(&b, "Phases of the 5-host init: %s.\n\nIts critical path: %s.\n\n", f.phases, f.critical)
 	}
+	if len(ka) > 0 {
+		fmt.Fprintf(&b, "The kubeadm reference (test/bench/kubeadm.go): kubeadm v1.35.4 built from the same k8s.io/kubernetes module "+
+			"(`make bench-kubeadm`, a nested module in test/bench/kubeadm), its images built from the bundle's binaries, the same "+
+			"containerd settings, flanneld and CNI plugins as kubeforge; timed from the start of copying its files to the host, "+
+			"apt in parallel with the upload. Its steps, each run: %s.\n\n", joinSteps(ka))
+	}
 	fmt.Fprintf(&b, "Memory of each component after init (from /proc/PID/smaps_rollup; PSS shares the multicall binary's pages among the processes that map it):\n\n")
 	fmt.Fprintf(&b, "| component | RSS MiB | PSS MiB |\n|---|---|---|\n%s\n%s\n", strings.Join(m.memory, "\n"), endMark)
 	return b.String()
+}
+
+func kubeadmDurations(rs []kubeadmMeasure, get func(kubeadmMeasure) time.Duration) []time.Duration {
+	var out []time.Duration
+	for _, x := range rs {
+		out = append(out, get(x))
+	}
+	return out
+}
+
+func joinSteps(rs []kubeadmMeasure) string {
+	var parts []string
+	for _, x := range rs {
+		parts = append(parts, "("+x.steps+")")
+	}
+	return strings.Join(parts, "; ")
 }
 
 func durations(rs []oneHost, get func(oneHost) time.Duration) []time.Duration {
