@@ -44,10 +44,8 @@ type haMeasure struct {
 // then four at once, over SSH.
 func runHA(ctx context.Context, root string, l *lab.Lab, dir string) (string, error) {
 	hosts := l.Hosts()[:8]
-	for _, h := range hosts {
-		if err := l.Recreate(ctx, h.Name); err != nil {
-			return "", err
-		}
+	if err := recreate(ctx, l, hosts); err != nil {
+		return "", err
 	}
 	kf := filepath.Join(root, "bin", "kubeforge")
 	state := filepath.Join(dir, "ha-state")

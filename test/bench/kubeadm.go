@@ -89,7 +89,7 @@ func runKubeadm(ctx context.Context, root string, l *lab.Lab, host string, dir s
 		return m, fmt.Errorf("kubeadm images: %w", err)
 	}
 	stage := filepath.Join(dir, "kubeadm-stage")
-	if err := stageKubeadm(root, stage, kubeadm, images, v, h); err != nil {
+	if err := stageKubeadm(root, stage, kubeadm, images, v, h, l.Gateway); err != nil {
 		return m, err
 	}
 	logFile := filepath.Join(root, benchDir, "kubeadm-"+host+".log")
@@ -176,7 +176,7 @@ func runKubeadm(ctx context.Context, root string, l *lab.Lab, host string, dir s
 
 // stageKubeadm lays out, under stage, the files the host gets, at their
 // paths on the host.
-func stageKubeadm(root, stage, kubeadm, images string, v kubeadmVersions, h lab.Host) error {
+func stageKubeadm(root, stage, kubeadm, images string, v kubeadmVersions, h lab.Host, gateway string) error {
 	if err := os.RemoveAll(stage); err != nil {
 		return err
 	}
@@ -232,6 +232,7 @@ func stageKubeadm(root, stage, kubeadm, images string, v kubeadmVersions, h lab.
 		work + "/10-flannel.conflist":                           string(conflist),
 		work + "/flannel-rbac.yaml":                             flannelRBAC,
 		work + "/kubeadm.yaml":                                  kubeadmConfig(v, h),
+		kubeadmResolvConf:                                       "nameserver " + gateway + "\n",
 		work + "/run.sh":                                        kubeadmScript,
 	}
 	for dst, data := range files {
@@ -305,6 +306,7 @@ apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 cgroupDriver: systemd
 failCgroupV1: false
+resolvConf: %[10]s
 ---
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
@@ -312,8 +314,18 @@ mode: iptables
 conntrack:
   maxPerCore: 0
 `, h.IP, h.Name, strings.Join(kubeadmIgnoredPreflight, ", "), v.Kubernetes,
-		config.DefaultPodCIDR, config.DefaultServiceCIDR, config.DefaultDNSDomain, v.EtcdTag, v.CoreDNSTag)
+		config.DefaultPodCIDR, config.DefaultServiceCIDR, config.DefaultDNSDomain, v.EtcdTag, v.CoreDNSTag, kubeadmResolvConf)
 }
+
+// kubeadmResolvConf is the resolver file the kubelet gives pods on the
+// kubeadm path. The lab hosts' /etc/resolv.conf names Docker's 127.0.0.11:
+// inside a pod that is the pod itself, and kubeadm's CoreDNS (forward .
+// /etc/resolv.conf, with the loop plugin) would detect a forwarding loop
+// and crash-loop; a kubeadm user sets resolvConf the same way on such a
+// host (as for systemd-resolved's stub). The lab's gateway answers no DNS,
+// which leaves kubeadm's pods where kubeforge's are on the lab: cluster
+// names only (kubeforge gives pods no resolver it cannot reach).
+const kubeadmResolvConf = "/etc/kubernetes/bench-resolv.conf"
 
 // The kubelet's unit and kubeadm's drop-in, as the kubelet and kubeadm
 // packages install them.

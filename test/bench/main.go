@@ -94,8 +94,12 @@ func run(root, outFile string) error {
 	var all []oneHost
 	var ka []kubeadmMeasure
 	var m measure
+	// Every host fresh once; then only the one measured, before each run.
+	if err := recreate(ctx, l, l.Hosts()); err != nil {
+		return err
+	}
 	for i := range runs {
-		if err := recreate(ctx, l, l.Hosts()); err != nil {
+		if err := recreate(ctx, l, l.Hosts()[:1]); err != nil {
 			return err
 		}
 		state := filepath.Join(dir, fmt.Sprintf("state-%d", i))
@@ -121,7 +125,7 @@ func run(root, outFile string) error {
 			}
 		}
 		// The reference: stock kubeadm on the same host, fresh again.
-		if err := recreate(ctx, l, l.Hosts()); err != nil {
+		if err := recreate(ctx, l, l.Hosts()[:1]); err != nil {
 			return err
 		}
 		km, err := runKubeadm(ctx, root, l, node.Name, dir)
@@ -157,16 +161,30 @@ func run(root, outFile string) error {
 	return rewrite(filepath.Join(root, outFile), ha, haBeginMark, haEndMark)
 }
 
-// recreate makes hosts fresh, then lets their boot settle: a host's
-// systemd still starting units would take cores from the next run.
+// recreate makes hosts fresh, then waits for the machine to be idle: the
+// hosts' systemd still booting (a few core-seconds each) would take cores
+// from the run measured next.
 func recreate(ctx context.Context, l *lab.Lab, hosts []lab.Host) error {
 	for _, h := range hosts {
 		if err := l.Recreate(ctx, h.Name); err != nil {
 			return err
 		}
 	}
-	time.Sleep(5 * time.Second)
+	waitIdle()
 	return nil
+}
+
+// waitIdle waits, up to a minute, for a second in which this machine's
+// cores were less than a quarter busy.
+func waitIdle() {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		t0 := cpuTicks()
+		time.Sleep(time.Second)
+		if cpuTicks().busySince(t0) < 0.25 {
+			return
+		}
+	}
 }
 
 // clusterFile writes a cluster file: the first host a control plane
