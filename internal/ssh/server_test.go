@@ -32,7 +32,7 @@ type testServer struct {
 	// as sshd's MaxSessions does.
 	maxSessions int
 	listener    net.Listener
-	wg       sync.WaitGroup
+	wg          sync.WaitGroup
 }
 
 func newHostKey(t *testing.T) xssh.Signer {
