@@ -27,6 +27,11 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
 	"github.com/kubeforge/kubeforge/test/lab"
 )
 
@@ -282,31 +287,52 @@ func runFleet(ctx context.Context, kf, root string, l *lab.Lab, dir string) (*fl
 	return f, nil
 }
 
-// watch polls, from the control plane cp, until every node is Ready and
-// CoreDNS is available, and returns when each happened, from start.
+// watch polls until every node is Ready and CoreDNS is available, and
+// returns when each happened, from start. It asks the API server from
+// this machine, with the admin.conf the control plane cp has once init
+// wrote it: a kubectl process on the host every poll would take the
+// cores the measured run needs (two kubectl calls every 250 ms cost
+// about a core on these hosts).
 func watch(ctx context.Context, l *lab.Lab, cp string, nodes []string, start time.Time) (nodeReady, dnsReady time.Duration) {
-	kubectl := "kubectl --kubeconfig=/etc/kubernetes/admin.conf --request-timeout=2s "
+	var client kubernetes.Interface
 	for nodeReady == 0 || dnsReady == 0 {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(250 * time.Millisecond):
 		}
-		if nodeReady == 0 {
-			out, _ := l.Exec(ctx, cp, "sh", "-c", kubectl+"get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {end}' 2>/dev/null")
-			ready := 0
-			for _, f := range strings.Fields(out) {
-				if n, st, _ := strings.Cut(f, "="); st == "True" && slices.Contains(nodes, n) {
-					ready++
-				}
+		if client == nil {
+			conf, err := l.Exec(ctx, cp, "cat", "/etc/kubernetes/admin.conf")
+			if err != nil || conf == "" {
+				continue
 			}
-			if ready == len(nodes) {
-				nodeReady = time.Since(start)
+			cfg, err := clientcmd.RESTConfigFromKubeConfig([]byte(conf))
+			if err != nil {
+				continue
+			}
+			cfg.Timeout = 2 * time.Second
+			if client, err = kubernetes.NewForConfig(cfg); err != nil {
+				client = nil
+				continue
+			}
+		}
+		if nodeReady == 0 {
+			if list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err == nil {
+				ready := 0
+				for _, n := range list.Items {
+					for _, c := range n.Status.Conditions {
+						if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue && slices.Contains(nodes, n.Name) {
+							ready++
+						}
+					}
+				}
+				if ready == len(nodes) {
+					nodeReady = time.Since(start)
+				}
 			}
 		}
 		if dnsReady == 0 {
-			out, _ := l.Exec(ctx, cp, "sh", "-c", kubectl+"-n kube-system get deploy coredns -o jsonpath='{.status.availableReplicas}' 2>/dev/null")
-			if n, _ := strconv.Atoi(strings.TrimSpace(out)); n > 0 {
+			if d, err := client.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{}); err == nil && d.Status.AvailableReplicas > 0 {
 				dnsReady = time.Since(start)
 			}
 		}
