@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/kubeforge/kubeforge/internal/config"
@@ -43,19 +42,12 @@ func ControlHostFrom(pool *Pool, c *config.Cluster) func(context.Context) (*host
 			if first == nil {
 				first = h
 			}
-			if ok, known := readyzThrough(ctx, h, c.Spec.ControlPlane.Port); known {
-				if ok {
-					ready = h
-					return h, nil
-				}
-				continue
-			}
-			out, err := h.Run(ctx, kubectlLocal(c.Spec.ControlPlane.Port, "get --raw /readyz")+" 2>/dev/null || true")
+			ok, err := apiReady(ctx, h, c.Spec.ControlPlane.Port)
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			if strings.TrimSpace(out) == "ok" {
+			if ok {
 				ready = h
 				return h, nil
 			}

@@ -263,34 +263,30 @@ func kubectlLocal(port int, args string) string {
 
 // waitAPIServer waits until every /readyz check passes.
 func waitAPIServer(ctx context.Context, h *host.Host, port int, timeout time.Duration) error {
-	probe := kubectlLocal(port, "get --raw /readyz")
-	err := waitFor(ctx, timeout, func() (bool, error) {
-		if ready, known := readyzThrough(ctx, h, port); known {
-			return ready, nil
-		}
-		out, err := h.Run(ctx, probe+" 2>/dev/null || true")
-		return strings.TrimSpace(out) == "ok", err
-	})
+	err := waitFor(ctx, timeout, func() (bool, error) { return apiReady(ctx, h, port) })
 	if err != nil {
-		out, _ := h.Run(ctx, probe+"?verbose 2>&1 | grep -v ' ok$' | tail -5 || true")
+		out, _ := h.Run(ctx, kubectlLocal(port, "get --raw /readyz?verbose")+" 2>&1 | grep -v ' ok$' | tail -5 || true")
 		return fmt.Errorf("kube-apiserver is not ready: %w: %s (see journalctl -u kube-apiserver)", err, strings.TrimSpace(out))
 	}
 	return nil
 }
 
-// readyzThrough asks the API server's /readyz from the admin machine,
-// through a connection the host opens to its own port (SSH port
-// forwarding): no process starts on a host whose cores the starting API
-// server needs. The request is anonymous, which the API server allows
-// for /readyz once its RBAC roles exist, which /readyz also waits for.
-// known is false when the answer says nothing about readiness (anonymous
-// requests refused, the connection impossible): then ask with kubectl.
-func readyzThrough(ctx context.Context, h *host.Host, port int) (ready, known bool) {
-	return okThrough(ctx, h, port, "/readyz")
+// apiReady asks the API server on h whether every /readyz check passes:
+// from the admin machine through SSH forwarding (okThrough), anonymously,
+// which the API server allows for /readyz once its RBAC roles exist (which
+// /readyz also waits for); with kubectl on the host when that answer says
+// nothing (anonymous requests refused, no forwarding).
+func apiReady(ctx context.Context, h *host.Host, port int) (bool, error) {
+	if ok, known := okThrough(ctx, h, port, "/readyz"); known {
+		return ok, nil
+	}
+	out, err := h.Run(ctx, kubectlLocal(port, "get --raw /readyz")+" 2>/dev/null || true")
+	return strings.TrimSpace(out) == "ok", err
 }
 
 // okThrough GETs path from 127.0.0.1:port on h over TLS, anonymously,
-// through SSH port forwarding, and reports whether it answered 200 "ok".
+// through SSH port forwarding (no process starts on a host whose cores
+// its starting components need), and reports whether it answered 200 "ok".
 // known is false when that says nothing: anonymous requests refused
 // (401), or no forwarded connection (sshd refuses forwarding); a refused
 // connection (nothing listens yet) is a known "no".

@@ -46,6 +46,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kubeforge/kubeforge/internal/atomicfile"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/templates"
 	"github.com/kubeforge/kubeforge/test/lab"
@@ -254,24 +255,7 @@ func linkOrCopy(src, dst string) error {
 	if err := os.Link(src, dst); err == nil {
 		return nil
 	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	fi, err := in.Stat()
-	if err != nil {
-		return err
-	}
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fi.Mode().Perm())
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return atomicfile.Copy(src, dst, 0o755)
 }
 
 // kubeadmConfig is kubeadm's configuration for a one-node cluster on h.

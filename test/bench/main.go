@@ -372,13 +372,7 @@ const (
 
 func render(m measure, all []oneHost, ka []kubeadmMeasure, f *fleet, node string) string {
 	r := func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }
-	each := func(get func(oneHost) time.Duration) string {
-		var parts []string
-		for _, x := range all {
-			parts = append(parts, r(get(x)))
-		}
-		return strings.Join(parts, ", ")
-	}
+	each := func(get func(oneHost) time.Duration) string { return joinDurations(durations(all, get), r) }
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n## A one-host cluster on the lab\n\n", beginMark)
 	fmt.Fprintf(&b, "Command: `make bench` (runs `go run ./test/bench`; measured %s on %s, 2 cores, %d fresh inits, the median shown, every run in brackets).\n\n",
@@ -388,14 +382,14 @@ func render(m measure, all []oneHost, ka []kubeadmMeasure, f *fleet, node string
 	fmt.Fprintf(&b, "| node Ready, from the start of init (goal ≤ 15 s) | %s (%s) |\n", r(median(durations(all, func(x oneHost) time.Duration { return x.nodeReady }))), each(func(x oneHost) time.Duration { return x.nodeReady }))
 	fmt.Fprintf(&b, "| CoreDNS available, from the start of init (goal ≤ 18 s) | %s (%s) |\n", r(median(durations(all, func(x oneHost) time.Duration { return x.dnsReady }))), each(func(x oneHost) time.Duration { return x.dnsReady }))
 	if len(ka) > 0 {
-		kaReady := median(kubeadmDurations(ka, func(x kubeadmMeasure) time.Duration { return x.nodeReady }))
-		kaDNS := median(kubeadmDurations(ka, func(x kubeadmMeasure) time.Duration { return x.dnsReady }))
+		kaReady := median(durations(ka, func(x kubeadmMeasure) time.Duration { return x.nodeReady }))
+		kaDNS := median(durations(ka, func(x kubeadmMeasure) time.Duration { return x.dnsReady }))
 		kfReady := median(durations(all, func(x oneHost) time.Duration { return x.nodeReady }))
 		kfDNS := median(durations(all, func(x oneHost) time.Duration { return x.dnsReady }))
 		fmt.Fprintf(&b, "| stock kubeadm, same host fresh after each kubeforge run: node Ready | %s (%s) |\n", r(kaReady),
-			joinDurations(kubeadmDurations(ka, func(x kubeadmMeasure) time.Duration { return x.nodeReady }), r))
+			joinDurations(durations(ka, func(x kubeadmMeasure) time.Duration { return x.nodeReady }), r))
 		fmt.Fprintf(&b, "| stock kubeadm: CoreDNS available | %s (%s) |\n", r(kaDNS),
-			joinDurations(kubeadmDurations(ka, func(x kubeadmMeasure) time.Duration { return x.dnsReady }), r))
+			joinDurations(durations(ka, func(x kubeadmMeasure) time.Duration { return x.dnsReady }), r))
 		fmt.Fprintf(&b, "| kubeforge / kubeadm, node Ready (goal ≤ 0.6) | %.2f |\n", kfReady.Seconds()/kaReady.Seconds())
 		fmt.Fprintf(&b, "| kubeforge / kubeadm, CoreDNS available (goal ≤ 0.6) | %.2f |\n", kfDNS.Seconds()/kaDNS.Seconds())
 	}
@@ -425,14 +419,6 @@ func render(m measure, all []oneHost, ka []kubeadmMeasure, f *fleet, node string
 	return b.String()
 }
 
-func kubeadmDurations(rs []kubeadmMeasure, get func(kubeadmMeasure) time.Duration) []time.Duration {
-	var out []time.Duration
-	for _, x := range rs {
-		out = append(out, get(x))
-	}
-	return out
-}
-
 func joinSteps(rs []kubeadmMeasure) string {
 	var parts []string
 	for _, x := range rs {
@@ -441,7 +427,8 @@ func joinSteps(rs []kubeadmMeasure) string {
 	return strings.Join(parts, "; ")
 }
 
-func durations(rs []oneHost, get func(oneHost) time.Duration) []time.Duration {
+// durations picks one duration of each run.
+func durations[T any](rs []T, get func(T) time.Duration) []time.Duration {
 	var out []time.Duration
 	for _, x := range rs {
 		out = append(out, get(x))
