@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/kubeforge/kubeforge/internal/host"
 	"github.com/kubeforge/kubeforge/templates"
@@ -14,8 +15,7 @@ type addonsPhase struct{ env *Env }
 
 func (*addonsPhase) Title() string { return "Add-ons (CoreDNS)" }
 
-func (p *addonsPhase) manifest(h *host.Host) ([]byte, error) {
-	upstreams := p.upstreamDNS(h)
+func (p *addonsPhase) manifest(upstreams []string) ([]byte, error) {
 	img, ok := p.env.Bundle.Image("coredns")
 	if !ok {
 		return nil, fmt.Errorf("the bundle has no coredns image")
@@ -35,41 +35,50 @@ func (p *addonsPhase) manifest(h *host.Host) ([]byte, error) {
 
 // upstreamDNS are the servers CoreDNS forwards other names to: the
 // configured ones, else the control plane's reachable resolvers.
-func (p *addonsPhase) upstreamDNS(h *host.Host) []string {
+func (p *addonsPhase) upstreamDNS(ctx context.Context, h *host.Host) ([]string, error) {
 	if u := p.env.Cluster.Spec.Networking.UpstreamDNS; len(u) > 0 {
-		return u
+		return u, nil
 	}
-	var out []string
-	if h.Facts != nil {
-		for _, a := range h.Facts.Upstreams() {
-			out = append(out, a.String())
-		}
-	}
-	return out
-}
-
-func (p *addonsPhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
-	m, err := p.manifest(h)
+	f, err := h.Facts(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return planManifest(ctx, h, p.env.Cluster.Spec.ControlPlane.Port, m)
+	var out []string
+	for _, a := range f.Upstreams() {
+		out = append(out, a.String())
+	}
+	return out, nil
+}
+
+func (p *addonsPhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
+	upstreams, err := p.upstreamDNS(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	m, err := p.manifest(upstreams)
+	if err != nil {
+		return nil, err
+	}
+	return planManifest(ctx, p.env, m)
 }
 
 func (p *addonsPhase) Run(ctx context.Context, h *host.Host) error {
-	m, err := p.manifest(h)
+	upstreams, err := p.upstreamDNS(ctx, h)
 	if err != nil {
 		return err
 	}
-	if len(p.upstreamDNS(h)) == 0 {
-		fmt.Fprintf(p.env.Out, "[addons] %s: warning: no upstream DNS (its resolvers are loopback only, and spec.networking.upstreamDNS is empty): pods resolve cluster names only\n", h)
-	}
-	port := p.env.Cluster.Spec.ControlPlane.Port
-	if err := applyManifest(ctx, h, port, m); err != nil {
+	m, err := p.manifest(upstreams)
+	if err != nil {
 		return err
 	}
-	if _, err := h.Run(ctx, kubectlLocal(port, "-n kube-system rollout status deployment/coredns --timeout=180s")); err != nil {
-		return fmt.Errorf("CoreDNS did not become ready: %w", err)
+	if len(upstreams) == 0 {
+		fmt.Fprintf(p.env.Out, "[addons] %s: warning: no upstream DNS (its resolvers are loopback only, and spec.networking.upstreamDNS is empty): pods resolve cluster names only\n", h)
+	}
+	if err := p.env.Client.Apply(ctx, m); err != nil {
+		return err
+	}
+	if err := p.env.Client.WaitDeployment(ctx, "kube-system", "coredns", 180*time.Second); err != nil {
+		return fmt.Errorf("CoreDNS did not become ready: %w (see kubectl -n kube-system describe deployment coredns)", err)
 	}
 	return nil
 }

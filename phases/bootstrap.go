@@ -2,9 +2,7 @@ package phases
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
+	"github.com/kubeforge/kubeforge/internal/joinnode"
 	"github.com/kubeforge/kubeforge/templates"
 )
 
@@ -58,63 +57,43 @@ func (p *bootstrapPhase) manifest() ([]byte, error) {
 	return append(append(rbac, []byte("---\n")...), token...), nil
 }
 
-func (p *bootstrapPhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
+func (p *bootstrapPhase) Plan(ctx context.Context, _ *host.Host) ([]string, error) {
 	m, err := p.manifest()
 	if err != nil {
 		return nil, err
 	}
-	return planManifest(ctx, h, p.env.Cluster.Spec.ControlPlane.Port, m)
+	return planManifest(ctx, p.env, m)
 }
 
-func (p *bootstrapPhase) Run(ctx context.Context, h *host.Host) error {
+func (p *bootstrapPhase) Run(ctx context.Context, _ *host.Host) error {
 	m, err := p.manifest()
 	if err != nil {
 		return err
 	}
-	return applyManifest(ctx, h, p.env.Cluster.Spec.ControlPlane.Port, m)
+	return p.env.Client.Apply(ctx, m)
 }
-
-const fieldManager = "kubeforge"
 
 // Objects in kube-system that nodes joining with a token read.
 const (
 	// ConfigMapName holds config.Published: the cluster without SSH.
-	ConfigMapName = "kubeforge-config"
+	ConfigMapName = joinnode.ConfigMapName
 	// CertsSecretName holds the CA keys, encrypted, for control planes
 	// joining on their own (init --upload-certs).
-	CertsSecretName = "kubeforge-certs"
+	CertsSecretName = joinnode.CertsSecretName
 )
 
-// applyManifest server-side-applies objects as the super-admin on the
-// host's API server. The manifest goes on stdin: secrets never appear in
-// a command line or a log.
-func applyManifest(ctx context.Context, h *host.Host, port int, manifest []byte) error {
-	_, err := h.RunWithInput(ctx, kubectlLocal(port, "apply --server-side --force-conflicts --field-manager="+fieldManager+" -f -"), manifest)
-	return err
-}
-
-var diffObject = regexp.MustCompile(`(?m)^diff -u -N \S*/LIVE-\d+/(\S+)`)
-
-// planManifest tells which objects applying the manifest would change,
-// with kubectl diff (exit 1 means "differences").
-func planManifest(ctx context.Context, h *host.Host, port int, manifest []byte) ([]string, error) {
-	out, err := h.RunWithInput(ctx, kubectlLocal(port, "diff --server-side --force-conflicts --field-manager="+fieldManager+" -f -"), manifest)
-	var ce *host.CommandError
-	switch {
-	case err == nil:
-		return nil, nil
-	case errors.As(err, &ce) && ce.ExitCode == 1:
-		var lines []string
-		for _, m := range diffObject.FindAllStringSubmatch(string(out), -1) {
-			lines = append(lines, "apply "+strings.ReplaceAll(m[1], "..", " "))
-		}
-		if len(lines) == 0 {
-			lines = []string{"apply changes"}
-		}
-		return lines, nil
-	default:
-		return []string{fmt.Sprintf("apply %d objects (the API server cannot diff them now: %v)", strings.Count(string(manifest), "\nkind: ")+1, shortErr(err))}, nil
+// planManifest tells which objects applying the manifest would change (a
+// dry-run apply against the cluster).
+func planManifest(ctx context.Context, env *Env, manifest []byte) ([]string, error) {
+	changed, err := env.Client.Diff(ctx, manifest)
+	if err != nil {
+		return []string{fmt.Sprintf("apply %d objects (the API server cannot compare them now: %v)", strings.Count(string(manifest), "\nkind: ")+1, shortErr(err))}, nil
 	}
+	lines := make([]string, len(changed))
+	for i, o := range changed {
+		lines[i] = "apply " + o
+	}
+	return lines, nil
 }
 
 func shortErr(err error) string {

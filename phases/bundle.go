@@ -144,3 +144,17 @@ mv -T %[1]s %[5]s`, host.Quote(tmp), host.Quote(p.remoteArchive()), p.sum, bundl
 	}
 	return nil
 }
+
+// binaryID names the binary a service runs (its sha256 in the bundle).
+// It is in the service's unit, so a new binary restarts the service and
+// nothing else does.
+func binaryID(env *Env, program string) string {
+	if env.Bundle == nil {
+		return "none"
+	}
+	f, _, ok := env.Bundle.Program(program)
+	if !ok {
+		return "none"
+	}
+	return program + "@sha256:" + f.SHA256[:16]
+}

@@ -30,7 +30,7 @@ func (*certInventoryPhase) Title() string  { return "Read every certificate (not
 func (*certInventoryPhase) ReadOnly() bool { return true }
 
 func (p *certInventoryPhase) Prepare(context.Context) error {
-	cas, err := certs.ReadCAs(certs.Dir(p.env.StateDir))
+	cas, err := certs.ReadCAs(p.env.StateDir.PKI())
 	if err != nil {
 		return err
 	}

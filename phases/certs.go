@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 
 	"github.com/kubeforge/kubeforge/certs"
@@ -21,7 +20,7 @@ type certsPhase struct{ env *Env }
 func (*certsPhase) Title() string { return "Certificates and kubeconfigs (in the state directory)" }
 
 func (p *certsPhase) Prepare(context.Context) error {
-	results, err := certs.Generate(p.env.PKI, certs.Dir(p.env.StateDir), certs.Options{DryRun: p.env.DryRun})
+	results, err := certs.Generate(p.env.PKI, p.env.StateDir.PKI(), certs.Options{DryRun: p.env.DryRun})
 	if err != nil {
 		return err
 	}
@@ -57,7 +56,7 @@ func (env *Env) pkiFiles(pairs ...string) ([]File, error) {
 		if strings.HasSuffix(rel, ".key") || strings.HasSuffix(rel, ".conf") {
 			mode.Perm = 0o600
 		}
-		data, err := os.ReadFile(filepath.Join(env.StateDir, filepath.FromSlash(rel)))
+		data, err := os.ReadFile(env.StateDir.File(rel))
 		if errors.Is(err, os.ErrNotExist) && env.DryRun {
 			// The certs phase would have made it.
 			out = append(out, File{Path: dst, Mode: mode, Pending: true})
@@ -90,7 +89,7 @@ func paths(files []File) []string {
 // caPEM returns the cluster CA certificate from the state directory; nil
 // without error on a dry run before it exists.
 func (env *Env) caPEM() ([]byte, error) {
-	data, err := os.ReadFile(filepath.Join(env.StateDir, "pki", "ca.crt"))
+	data, err := env.StateDir.ReadCA()
 	if errors.Is(err, os.ErrNotExist) && env.DryRun {
 		return nil, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kubeforge/kubeforge/internal/host"
+	"github.com/kubeforge/kubeforge/internal/wait"
 	"github.com/kubeforge/kubeforge/templates"
 )
 
@@ -84,7 +85,7 @@ func (p *cniPhase) Run(ctx context.Context, h *host.Host) error {
 		fmt.Fprintf(p.env.Out, "[cni] %s: warning: %s also holds %s; the container runtime uses the first file in name order\n",
 			h, CNIConfDir, strings.Join(o, ", "))
 	}
-	if err := waitFor(ctx, 2*time.Minute, func() (bool, error) { return h.Check(ctx, "[ -s "+flannelSubnet+" ]") }); err != nil {
+	if err := wait.For(ctx, 2*time.Minute, func() (bool, error) { return h.Check(ctx, "[ -s "+flannelSubnet+" ]") }); err != nil {
 		return fmt.Errorf("flanneld did not write %s: %w (see journalctl -u flanneld)", flannelSubnet, err)
 	}
 	return nil

@@ -1,13 +1,7 @@
 package phases
 
 import (
-	"bufio"
 	"context"
-	"crypto/tls"
-	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"path"
 	"strconv"
 	"strings"
@@ -215,7 +209,7 @@ func (p *controlPlanePhase) Run(ctx context.Context, h *host.Host) error {
 	if err != nil {
 		return err
 	}
-	if err := waitAPIServer(ctx, h, p.env.Cluster.Spec.ControlPlane.Port, 3*time.Minute); err != nil {
+	if err := p.env.Client.WaitAPIServer(ctx, h, 3*time.Minute); err != nil {
 		return err
 	}
 	if _, err := ctrl.Apply(ctx, h, changed.Files...); err != nil {
@@ -224,102 +218,5 @@ func (p *controlPlanePhase) Run(ctx context.Context, h *host.Host) error {
 	if p.deferHealth {
 		return nil
 	}
-	return waitControllers(ctx, h)
-}
-
-// waitControllers waits for the controller-manager and the scheduler on
-// a control plane to answer /healthz.
-func waitControllers(ctx context.Context, h *host.Host) error {
-	for name, port := range map[string]int{"kube-controller-manager": ControllerManagerPort, "kube-scheduler": SchedulerPort} {
-		// Their serving certificates are self-signed: skip the check, and
-		// authenticate with a client certificate (kubectl would prompt for
-		// a password without one). /healthz is always allowed.
-		probe := fmt.Sprintf("%s --kubeconfig=/dev/null --client-certificate=%s --client-key=%s --server=https://127.0.0.1:%d --insecure-skip-tls-verify --request-timeout=5s get --raw /healthz </dev/null",
-			bin("kubectl"), pki("apiserver-kubelet-client.crt"), pki("apiserver-kubelet-client.key"), port)
-		healthy := func() (bool, error) {
-			if ok, known := okThrough(ctx, h, port, "/healthz"); known {
-				return ok, nil
-			}
-			return h.Check(ctx, probe)
-		}
-		if err := waitFor(ctx, 2*time.Minute, healthy); err != nil {
-			return fmt.Errorf("%s is not healthy: %w (see journalctl -u %s)", name, err, name)
-		}
-	}
-	return nil
-}
-
-// KubectlLocal is kubectlLocal for the CLI's own questions to a control
-// plane.
-func KubectlLocal(port int, args string) string { return kubectlLocal(port, args) }
-
-// kubectlLocal runs the bundled kubectl as the super-admin against the
-// API server on this host (the endpoint may not be up yet, and the admin
-// group is bound only by the bootstrap phase).
-func kubectlLocal(port int, args string) string {
-	return fmt.Sprintf("%s --kubeconfig=%s --server=https://127.0.0.1:%d --request-timeout=10s %s",
-		bin("kubectl"), kubeconf(certs.SuperAdminConf), port, args)
-}
-
-// waitAPIServer waits until every /readyz check passes.
-func waitAPIServer(ctx context.Context, h *host.Host, port int, timeout time.Duration) error {
-	err := waitFor(ctx, timeout, func() (bool, error) { return apiReady(ctx, h, port) })
-	if err != nil {
-		out, _ := h.Run(ctx, kubectlLocal(port, "get --raw /readyz?verbose")+" 2>&1 | grep -v ' ok$' | tail -5 || true")
-		return fmt.Errorf("kube-apiserver is not ready: %w: %s (see journalctl -u kube-apiserver)", err, strings.TrimSpace(out))
-	}
-	return nil
-}
-
-// apiReady asks the API server on h whether every /readyz check passes:
-// from the admin machine through SSH forwarding (okThrough), anonymously,
-// which the API server allows for /readyz once its RBAC roles exist (which
-// /readyz also waits for); with kubectl on the host when that answer says
-// nothing (anonymous requests refused, no forwarding).
-func apiReady(ctx context.Context, h *host.Host, port int) (bool, error) {
-	if ok, known := okThrough(ctx, h, port, "/readyz"); known {
-		return ok, nil
-	}
-	out, err := h.Run(ctx, kubectlLocal(port, "get --raw /readyz")+" 2>/dev/null || true")
-	return strings.TrimSpace(out) == "ok", err
-}
-
-// okThrough GETs path from 127.0.0.1:port on h over TLS, anonymously,
-// through SSH port forwarding (no process starts on a host whose cores
-// its starting components need), and reports whether it answered 200 "ok".
-// known is false when that says nothing: anonymous requests refused
-// (401), or no forwarded connection (sshd refuses forwarding); a refused
-// connection (nothing listens yet) is a known "no".
-func okThrough(ctx context.Context, h *host.Host, port int, path string) (ok, known bool) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	conn, err := h.Dial(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		return false, strings.Contains(strings.ToLower(err.Error()), "connection refused")
-	}
-	defer conn.Close()
-	if d, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(d)
-	}
-	// Nothing secret is sent and only "ok" is read, over the SSH
-	// session's own authenticated channel to the host's loopback; the
-	// controller-manager and the scheduler serve self-signed certificates.
-	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec
-	if _, err := fmt.Fprintf(tc, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path); err != nil {
-		return false, true // not serving TLS yet
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
-	if err != nil {
-		return false, true
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return strings.TrimSpace(string(body)) == "ok", true
-	case http.StatusUnauthorized:
-		return false, false // anonymous requests are off: kubectl, with a certificate
-	default:
-		return false, true // 403 before the RBAC roles exist, 500 while checks fail
-	}
+	return p.env.Client.WaitControllers(ctx, h, 2*time.Minute)
 }

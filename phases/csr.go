@@ -2,81 +2,27 @@ package phases
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
+	"github.com/kubeforge/kubeforge/internal/cluster"
 	"github.com/kubeforge/kubeforge/internal/config"
-	"github.com/kubeforge/kubeforge/internal/host"
 )
 
 // KubeletServingSigner signs the kubelets' serving certificates; nothing
 // in Kubernetes approves its requests: kubeforge does, after checking them.
 const KubeletServingSigner = "kubernetes.io/kubelet-serving"
 
-// CSR is a certificate signing request as kubeforge looks at it.
-type CSR struct {
-	Name      string    `json:"name"`
-	Signer    string    `json:"signer"`
-	Requestor string    `json:"requestor"`
-	Created   time.Time `json:"created"`
-	Request   []byte    `json:"-"`
-	// State is Pending, Approved or Denied (or Failed).
-	State string `json:"state"`
-}
-
-// listCSRs lists the cluster's CSRs as the admin, from a control plane.
-func listCSRs(ctx context.Context, ctl *host.Host, port int) ([]CSR, error) {
-	out, err := ctl.Run(ctx, kubectlLocal(port, "get csr -o json"))
-	if err != nil {
-		return nil, err
-	}
-	var list struct {
-		Items []struct {
-			Metadata struct {
-				Name              string
-				CreationTimestamp time.Time `json:"creationTimestamp"`
-			}
-			Spec struct {
-				SignerName string `json:"signerName"`
-				Username   string
-				Request    []byte
-			}
-			Status struct {
-				Conditions []struct{ Type string }
-			}
-		}
-	}
-	if err := json.Unmarshal([]byte(out), &list); err != nil {
-		return nil, fmt.Errorf("kubectl get csr: %w", err)
-	}
-	csrs := make([]CSR, 0, len(list.Items))
-	for _, i := range list.Items {
-		c := CSR{Name: i.Metadata.Name, Signer: i.Spec.SignerName, Requestor: i.Spec.Username,
-			Created: i.Metadata.CreationTimestamp, Request: i.Spec.Request, State: "Pending"}
-		if len(i.Status.Conditions) > 0 {
-			c.State = i.Status.Conditions[0].Type
-		}
-		csrs = append(csrs, c)
-	}
-	return csrs, nil
-}
-
 // PendingCSRs are the requests nobody approved or denied yet.
-func PendingCSRs(ctx context.Context, env *Env) ([]CSR, error) {
-	if env.ControlHost == nil {
+func PendingCSRs(ctx context.Context, env *Env) ([]cluster.CSR, error) {
+	if !env.Client.Admin() {
 		return nil, fmt.Errorf("no control plane to ask")
 	}
-	ctl, err := env.ControlHost(ctx)
+	all, err := env.Client.CSRs(ctx)
 	if err != nil {
 		return nil, err
 	}
-	all, err := listCSRs(ctx, ctl, env.Cluster.Spec.ControlPlane.Port)
-	if err != nil {
-		return nil, err
-	}
-	var out []CSR
+	var out []cluster.CSR
 	for _, c := range all {
 		if c.State == "Pending" {
 			out = append(out, c)
@@ -88,9 +34,8 @@ func PendingCSRs(ctx context.Context, env *Env) ([]CSR, error) {
 // approveServingCSRs approves the pending kubelet-serving requests of the
 // cluster file's nodes whose names and addresses check out, and reports
 // the ones it refused. node narrows it to one node ("" for all).
-func approveServingCSRs(ctx context.Context, ctl *host.Host, c *config.Cluster, node string) (approved []string, refused []error, err error) {
-	port := c.Spec.ControlPlane.Port
-	csrs, err := listCSRs(ctx, ctl, port)
+func approveServingCSRs(ctx context.Context, client *cluster.Client, c *config.Cluster, node string) (approved []string, refused []error, err error) {
+	csrs, err := client.CSRs(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -108,7 +53,7 @@ func approveServingCSRs(ctx context.Context, ctl *host.Host, c *config.Cluster, 
 			refused = append(refused, fmt.Errorf("CSR %s from node %s: %w: not approved", csr.Name, name, err))
 			continue
 		}
-		if _, err := ctl.Run(ctx, kubectlLocal(port, "certificate approve "+csr.Name)); err != nil {
+		if err := client.ApproveCSR(ctx, csr.Name, "kubeforge checked that it names only node "+name+" and its addresses"); err != nil {
 			return approved, refused, err
 		}
 		approved = append(approved, csr.Name)

@@ -2,16 +2,19 @@ package phases
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/kubeforge/kubeforge/certs"
+	"github.com/kubeforge/kubeforge/internal/cluster"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
+	"github.com/kubeforge/kubeforge/internal/wait"
 	"github.com/kubeforge/kubeforge/templates"
 )
 
@@ -33,12 +36,9 @@ func (*etcdPhase) Title() string { return "etcd" }
 // member's first start; once the member has data etcd ignores them.
 const EtcdInitialClusterFile = "/var/lib/kubeforge/etcd-initial-cluster.env"
 
-func etcdURL(addr netip.Addr, port int) string {
-	return "https://" + netip.AddrPortFrom(addr, uint16(port)).String()
-}
-
-func etcdPeerURL(h *config.Host) string   { return etcdURL(h.ClusterAddress(), EtcdPeerPort) }
-func etcdClientURL(h *config.Host) string { return etcdURL(h.ClusterAddress(), EtcdClientPort) }
+func etcdURL(addr netip.Addr, port int) string { return cluster.EtcdURL(addr, port) }
+func etcdPeerURL(h *config.Host) string        { return cluster.PeerURL(h) }
+func etcdClientURL(h *config.Host) string      { return cluster.ClientURL(h) }
 
 // etcdServers are the members an API server on h talks to: its own when
 // h runs one (stacked etcd, as kubeadm does, so membership changes never
@@ -105,26 +105,15 @@ func (p *etcdPhase) desired(h *host.Host) (Desired, error) {
 	return Desired{Files: files, Services: []Service{{Name: "etcd", Unit: u, Inputs: paths(files)}}}, nil
 }
 
-// etcdMember is one entry of `etcdctl member list -w json`.
-type etcdMember struct {
-	ID         uint64   `json:"ID"`
-	Name       string   `json:"name"` // empty until the member first starts
-	PeerURLs   []string `json:"peerURLs"`
-	ClientURLs []string `json:"clientURLs"`
-	IsLearner  bool     `json:"isLearner"`
-}
-
-func (m etcdMember) hexID() string { return fmt.Sprintf("%x", m.ID) }
-
 // membership is what the etcd phase learns before it starts a member.
 type membership struct {
 	hasData bool // the host holds a member's data already
 	// peers are the other members' client URLs that accept connections.
 	peers []string
 	// members is the cluster's member list, when a peer answered.
-	members []etcdMember
+	members []cluster.Member
 	// self is this host's entry in members, if any.
-	self *etcdMember
+	self *cluster.Member
 }
 
 // others are the client URLs of the cluster's other etcd hosts.
@@ -145,11 +134,17 @@ func (p *etcdPhase) isFirst(h *host.Host) bool {
 	return len(all) > 0 && all[0].Name == h.Name()
 }
 
+// peers reaches the running members from h (the joining host: its own
+// network path to them, as the member will use).
+func (p *etcdPhase) peers(ctx context.Context, h *host.Host, m membership) (cluster.Etcd, error) {
+	return p.env.Client.EtcdVia(ctx, h, m.peers...)
+}
+
 func (p *etcdPhase) inspect(ctx context.Context, h *host.Host) (membership, error) {
 	var m membership
 	// One round trip: whether this host holds a member's data, and which
 	// peers listen at all (a TCP connect bounded to a second, so a new
-	// cluster's first member does not wait on etcdctl's timeouts for
+	// cluster's first member does not wait on a client's timeouts for
 	// members that do not exist yet). key=value lines, read by key.
 	var probe strings.Builder
 	fmt.Fprintf(&probe, "[ -d %s/member/wal ] && echo data=1\n", EtcdDataDir)
@@ -173,7 +168,10 @@ func (p *etcdPhase) inspect(ctx context.Context, h *host.Host) (membership, erro
 	if len(m.peers) == 0 {
 		return m, nil
 	}
-	list, err := h.Run(ctx, etcdctlAt(m.peers, "member list -w json"))
+	e, err := p.peers(ctx, h, m)
+	if err == nil {
+		m.members, err = e.Members(ctx)
+	}
 	if err != nil {
 		if m.hasData {
 			// A member already; its peers may not answer TLS (certificates
@@ -182,22 +180,18 @@ func (p *etcdPhase) inspect(ctx context.Context, h *host.Host) (membership, erro
 		}
 		return m, fmt.Errorf("list the etcd members through %s: %w", strings.Join(m.peers, ","), err)
 	}
-	var resp struct {
-		Members []etcdMember `json:"members"`
-	}
-	if err := json.Unmarshal([]byte(list), &resp); err != nil {
-		return m, fmt.Errorf("etcd member list: %w", err)
-	}
-	m.members = resp.Members
-	want := etcdPeerURL(h.Spec)
-	for i := range m.members {
-		for _, u := range m.members[i].PeerURLs {
-			if u == want {
-				m.self = &m.members[i]
-			}
+	m.self = findMember(m.members, etcdPeerURL(h.Spec))
+	return m, nil
+}
+
+// findMember is the member with the peer URL, if any.
+func findMember(members []cluster.Member, peerURL string) *cluster.Member {
+	for i := range members {
+		if slices.Contains(members[i].PeerURLs, peerURL) {
+			return &members[i]
 		}
 	}
-	return m, nil
+	return nil
 }
 
 func (p *etcdPhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
@@ -230,8 +224,8 @@ func (p *etcdPhase) Run(ctx context.Context, h *host.Host) error {
 	if err != nil {
 		return err
 	}
-	// The certificates first: etcdctl on this host uses them to reach the
-	// cluster before the member starts.
+	// The certificates first: the member starts with them, and the
+	// cluster is reached through this host before it starts.
 	if _, err := (Desired{Files: d.Files}).Apply(ctx, h); err != nil {
 		return err
 	}
@@ -247,7 +241,7 @@ func (p *etcdPhase) Run(ctx context.Context, h *host.Host) error {
 	case m.hasData:
 		// A member already: start it as it is (it may be what brings
 		// quorum back); a learner left by an interrupted join is promoted.
-		learner = m.self != nil && m.self.IsLearner
+		learner = m.self != nil && m.self.Learner
 	case len(m.peers) == 0:
 		if !p.isFirst(h) {
 			first := p.env.Cluster.HostsWith(config.RoleEtcd)[0]
@@ -258,37 +252,7 @@ func (p *etcdPhase) Run(ctx context.Context, h *host.Host) error {
 			return err
 		}
 	default: // no data here: join through the running members
-		if m.self != nil && m.self.Name != "" {
-			// It ran before and lost its data (a re-installed host): its
-			// old identity cannot come back; remove it, then join anew.
-			if _, err := h.Run(ctx, etcdctlAt(m.peers, "member remove "+m.self.hexID())); err != nil {
-				return fmt.Errorf("remove the stale etcd member %s: %w", h.Name(), err)
-			}
-			p.env.Log.Info("removed a stale etcd member", "host", h.Name(), "id", m.self.hexID())
-			m.members = removeMember(m.members, m.self.ID)
-			m.self = nil
-		}
-		if m.self == nil {
-			added, err := p.addLearner(ctx, h, m.peers)
-			if err != nil {
-				return err
-			}
-			m.members = append(m.members, added)
-			m.self = &m.members[len(m.members)-1]
-		}
-		learner = m.self.IsLearner
-		var initial []string
-		for _, mem := range m.members {
-			name := mem.Name
-			if mem.ID == m.self.ID {
-				name = h.Name()
-			}
-			if name == "" || len(mem.PeerURLs) == 0 {
-				continue // another member added but never started: not ours to name
-			}
-			initial = append(initial, name+"="+mem.PeerURLs[0])
-		}
-		if err := p.writeInitialCluster(ctx, h, "existing", strings.Join(initial, ",")); err != nil {
+		if learner, err = p.join(ctx, h, &m); err != nil {
 			return err
 		}
 	}
@@ -296,80 +260,110 @@ func (p *etcdPhase) Run(ctx context.Context, h *host.Host) error {
 		return err
 	}
 	if learner {
-		if err := p.promote(ctx, h, m.peers, m.self.hexID()); err != nil {
+		if err := p.promote(ctx, h, m); err != nil {
 			return err
 		}
 	}
-	health := etcdctl("endpoint health")
-	if err := waitFor(ctx, 2*time.Minute, func() (bool, error) { return h.Check(ctx, health) }); err != nil {
-		out, _ := h.Run(ctx, health+" 2>&1 || true")
-		return fmt.Errorf("etcd is not healthy: %w: %s (see journalctl -u etcd)", err, strings.TrimSpace(out))
+	local, err := p.env.Client.EtcdOn(ctx, h)
+	if err != nil {
+		return err
+	}
+	var last error
+	if err := wait.For(ctx, 2*time.Minute, func() (bool, error) {
+		last = local.Health(ctx, cluster.LocalEtcd)
+		return last == nil, nil
+	}); err != nil {
+		return fmt.Errorf("etcd is not healthy: %w: %v (see journalctl -u etcd)", err, last)
 	}
 	return nil
 }
 
-func removeMember(ms []etcdMember, id uint64) []etcdMember {
-	var out []etcdMember
-	for _, m := range ms {
-		if m.ID != id {
-			out = append(out, m)
-		}
+// join makes this host a member (a learner) through the running ones and
+// writes what its first start needs; learner says it is one.
+func (p *etcdPhase) join(ctx context.Context, h *host.Host, m *membership) (learner bool, err error) {
+	e, err := p.peers(ctx, h, *m)
+	if err != nil {
+		return false, err
 	}
-	return out
+	if m.self != nil && m.self.Name != "" {
+		// It ran before and lost its data (a re-installed host): its
+		// old identity cannot come back; remove it, then join anew.
+		if err := e.Remove(ctx, m.self.ID); err != nil {
+			return false, fmt.Errorf("remove the stale etcd member %s: %w", h.Name(), err)
+		}
+		p.env.Log.Info("removed a stale etcd member", "host", h.Name(), "id", m.self.HexID())
+		m.members = slices.DeleteFunc(m.members, func(x cluster.Member) bool { return x.ID == m.self.ID })
+		m.self = nil
+	}
+	if m.self == nil {
+		added, err := p.addLearner(ctx, h, e)
+		if err != nil {
+			return false, err
+		}
+		m.members = append(m.members, added)
+		m.self = &m.members[len(m.members)-1]
+	}
+	var initial []string
+	for _, mem := range m.members {
+		name := mem.Name
+		if mem.ID == m.self.ID {
+			name = h.Name()
+		}
+		if name == "" || len(mem.PeerURLs) == 0 {
+			continue // another member added but never started: not ours to name
+		}
+		initial = append(initial, name+"="+mem.PeerURLs[0])
+	}
+	return m.self.Learner, p.writeInitialCluster(ctx, h, "existing", strings.Join(initial, ","))
 }
 
 // addLearner adds this host to the cluster as a non-voting member. etcd
 // refuses while the leader has not been in touch with every voting member
 // for a few seconds (right after the previous member's promotion): wait.
-func (p *etcdPhase) addLearner(ctx context.Context, h *host.Host, peers []string) (etcdMember, error) {
-	add := etcdctlAt(peers, fmt.Sprintf("member add %s --peer-urls=%s --learner -w json", h.Name(), etcdPeerURL(h.Spec)))
-	var out string
+// A member with this peer URL already there is an earlier try that went
+// through.
+func (p *etcdPhase) addLearner(ctx context.Context, h *host.Host, e cluster.Etcd) (cluster.Member, error) {
+	var added cluster.Member
 	var last error
-	err := waitFor(ctx, 2*time.Minute, func() (bool, error) {
-		out, last = h.Run(ctx, add)
+	err := wait.For(ctx, 2*time.Minute, func() (bool, error) {
+		added, last = e.AddLearner(ctx, h.Name(), etcdPeerURL(h.Spec))
 		switch {
 		case last == nil:
 			return true, nil
-		case strings.Contains(last.Error(), "unhealthy cluster"), strings.Contains(last.Error(), "not enough started members"):
+		case errors.Is(last, cluster.ErrUnavailable):
 			return false, nil // the cluster settles after a membership change
-		case strings.Contains(last.Error(), "already exists"):
-			return true, nil // an earlier try went through: find it below
+		case errors.Is(last, cluster.ErrRefused):
+			members, err := e.Members(ctx)
+			if err != nil {
+				return false, err
+			}
+			if self := findMember(members, etcdPeerURL(h.Spec)); self != nil {
+				added, last = *self, nil
+				return true, nil
+			}
 		}
-		return false, permanent{last}
+		return false, wait.Permanent(last)
 	})
 	if err != nil {
-		if last != nil {
+		if last != nil && !errors.Is(err, last) {
 			err = fmt.Errorf("%w: %v", err, last)
 		}
-		return etcdMember{}, fmt.Errorf("add %s to the etcd cluster: %w", h.Name(), err)
+		return cluster.Member{}, fmt.Errorf("add %s to the etcd cluster: %w", h.Name(), err)
 	}
-	if last != nil { // it exists already
-		m, err := p.inspect(ctx, h)
-		if err != nil {
-			return etcdMember{}, err
-		}
-		if m.self == nil {
-			return etcdMember{}, fmt.Errorf("add %s to the etcd cluster: %v", h.Name(), last)
-		}
-		return *m.self, nil
-	}
-	var resp struct {
-		Member etcdMember `json:"member"`
-	}
-	if err := json.Unmarshal([]byte(out), &resp); err != nil || resp.Member.ID == 0 {
-		return etcdMember{}, fmt.Errorf("etcd member add: unexpected answer %q", shorten(out))
-	}
-	resp.Member.IsLearner = true
-	p.env.Log.Info("added an etcd learner", "host", h.Name(), "id", resp.Member.hexID())
-	return resp.Member, nil
+	p.env.Log.Info("added an etcd learner", "host", h.Name(), "id", added.HexID())
+	return added, nil
 }
 
 // promote makes the learner a voting member once the leader finds it
 // caught up (etcd refuses until then).
-func (p *etcdPhase) promote(ctx context.Context, h *host.Host, peers []string, id string) error {
+func (p *etcdPhase) promote(ctx context.Context, h *host.Host, m membership) error {
+	e, err := p.peers(ctx, h, m)
+	if err != nil {
+		return err
+	}
 	var last error
-	err := waitFor(ctx, 3*time.Minute, func() (bool, error) {
-		_, last = h.Run(ctx, etcdctlAt(peers, "member promote "+id))
+	err = wait.For(ctx, 3*time.Minute, func() (bool, error) {
+		last = e.Promote(ctx, m.self.ID)
 		return last == nil, nil
 	})
 	if err != nil {
@@ -379,52 +373,16 @@ func (p *etcdPhase) promote(ctx context.Context, h *host.Host, peers []string, i
 }
 
 // writeInitialCluster writes what etcd needs for a member's first start.
-func (p *etcdPhase) writeInitialCluster(ctx context.Context, h *host.Host, state, cluster string) error {
+func (p *etcdPhase) writeInitialCluster(ctx context.Context, h *host.Host, state, members string) error {
 	data := fmt.Sprintf("# %s\n# etcd reads this only at the member's first start (an empty data directory).\nETCD_INITIAL_CLUSTER=%s\nETCD_INITIAL_CLUSTER_STATE=%s\n",
-		templates.Header, cluster, state)
+		templates.Header, members, state)
 	return h.Put(ctx, EtcdInitialClusterFile, []byte(data), host.FileMode{Perm: 0o644})
 }
 
-// etcdctl runs the bundled etcdctl against the local member with the
-// healthcheck client certificate.
-func etcdctl(args string) string {
-	return etcdctlAt([]string{fmt.Sprintf("https://127.0.0.1:%d", EtcdClientPort)}, args)
-}
-
-// etcdctlAt is etcdctl against the given members.
-func etcdctlAt(endpoints []string, args string) string {
-	return etcdctlWithin(endpoints, 10*time.Second, args)
-}
-
-// etcdctlSnapshot is etcdctl against the local member, with the time a
-// snapshot of a large database takes.
+// etcdctlSnapshot is the bundled etcdctl against the local member, with
+// the healthcheck client certificate and the time a snapshot of a large
+// database takes: the scheduled snapshots' script runs it on the member.
 func etcdctlSnapshot(args string) string {
-	return etcdctlWithin([]string{fmt.Sprintf("https://127.0.0.1:%d", EtcdClientPort)}, 15*time.Minute, args)
-}
-
-func etcdctlWithin(endpoints []string, timeout time.Duration, args string) string {
 	return fmt.Sprintf("%s --endpoints=%s --cacert=%s --cert=%s --key=%s --dial-timeout=3s --command-timeout=%s %s",
-		bin("etcdctl"), strings.Join(endpoints, ","), pki("etcd/ca.crt"), pki("etcd/healthcheck-client.crt"), pki("etcd/healthcheck-client.key"), timeout, args)
-}
-
-func shorten(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 200 {
-		s = s[:197] + "..."
-	}
-	return s
-}
-
-// binaryID names the binary a service runs (its sha256 in the bundle).
-// It is in the service's unit, so a new binary restarts the service and
-// nothing else does.
-func binaryID(env *Env, program string) string {
-	if env.Bundle == nil {
-		return "none"
-	}
-	f, _, ok := env.Bundle.Program(program)
-	if !ok {
-		return "none"
-	}
-	return program + "@sha256:" + f.SHA256[:16]
+		bin("etcdctl"), cluster.LocalEtcd, pki("etcd/ca.crt"), pki("etcd/healthcheck-client.crt"), pki("etcd/healthcheck-client.key"), 15*time.Minute, args)
 }

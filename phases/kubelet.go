@@ -3,7 +3,6 @@ package phases
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -19,8 +18,10 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubeforge/kubeforge/certs"
+	"github.com/kubeforge/kubeforge/internal/cluster"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
+	"github.com/kubeforge/kubeforge/internal/wait"
 	"github.com/kubeforge/kubeforge/templates"
 )
 
@@ -57,7 +58,7 @@ func ClusterDNS(c *config.Cluster) netip.Addr {
 var ControlPlaneTaint = corev1.Taint{Key: "node-role.kubernetes.io/control-plane", Effect: corev1.TaintEffectNoSchedule}
 
 // kubeletConfig renders the node's KubeletConfiguration from its facts.
-func (p *kubeletPhase) kubeletConfig(h *host.Host, resolvConf string) ([]byte, error) {
+func (p *kubeletPhase) kubeletConfig(h *host.Host, facts *host.Facts, resolvConf string) ([]byte, error) {
 	c := p.env.Cluster
 	t, f := true, false
 	cfg := kubeletv1beta1.KubeletConfiguration{
@@ -77,12 +78,12 @@ func (p *kubeletPhase) kubeletConfig(h *host.Host, resolvConf string) ([]byte, e
 		// approve it (kubeforge, which checks the node's names). A node
 		// joining on its own, without admin rights, serves with a
 		// self-signed certificate instead, as kubeadm's nodes do.
-		ServerTLSBootstrap: p.env.ControlHost != nil,
+		ServerTLSBootstrap: p.env.Client.Admin(),
 		HealthzBindAddress: "127.0.0.1",
 		ResolverConfig:     &resolvConf,
 		MaxPods:            int32(c.Spec.Kubelet.MaxPods),
 	}
-	if h.Facts != nil && h.Facts.CgroupVersion == 1 {
+	if facts.CgroupVersion == 1 {
 		cfg.FailCgroupV1 = &f // Kubernetes 1.35 still runs on cgroup v1 when told to
 	}
 	if c.Spec.Kubelet.AllowSwap {
@@ -123,7 +124,7 @@ func (p *kubeletPhase) nodeKubeconfig() ([]byte, error) {
 // issues reports whether kubeforge issues the node's first client
 // certificate itself: it holds the cluster CA's key.
 func (p *kubeletPhase) issues() bool {
-	return p.env.ControlHost != nil && certs.HasCAKey(certs.Dir(p.env.StateDir))
+	return p.env.Client.Admin() && p.env.StateDir.HasCAKey()
 }
 
 // nodeState is what decides the kubelet's files on a host.
@@ -131,6 +132,7 @@ type nodeState struct {
 	bootstrapped bool   // it has a valid client certificate and kubelet.conf
 	expired      bool   // it had one, which expired: it must get another
 	resolvConf   string // the resolv.conf pods inherit
+	facts        *host.Facts
 }
 
 func (p *kubeletPhase) state(ctx context.Context, h *host.Host) (nodeState, error) {
@@ -149,8 +151,11 @@ func (p *kubeletPhase) state(ctx context.Context, h *host.Host) (nodeState, erro
 	}
 	// Pods inherit the resolver file's servers: only one a pod can reach,
 	// else none (a loopback resolver inside a pod is the pod itself).
-	if h.Facts != nil && len(h.Facts.Upstreams()) > 0 {
-		s.resolvConf = h.Facts.ResolvConf
+	if s.facts, err = h.Facts(ctx); err != nil {
+		return nodeState{}, err
+	}
+	if len(s.facts.Upstreams()) > 0 {
+		s.resolvConf = s.facts.ResolvConf
 	}
 	return s, nil
 }
@@ -160,7 +165,7 @@ func (p *kubeletPhase) desired(h *host.Host, s nodeState) (Desired, error) {
 	if err != nil {
 		return Desired{}, err
 	}
-	cfg, err := p.kubeletConfig(h, s.resolvConf)
+	cfg, err := p.kubeletConfig(h, s.facts, s.resolvConf)
 	if err != nil {
 		return Desired{}, err
 	}
@@ -283,7 +288,7 @@ func (p *kubeletPhase) Run(ctx context.Context, h *host.Host) error {
 	}
 	// The token is only for the first start; once the kubelet has its
 	// certificate it should not linger on the node.
-	if err := waitFor(ctx, 3*time.Minute, func() (bool, error) {
+	if err := wait.For(ctx, 3*time.Minute, func() (bool, error) {
 		s, err := p.state(ctx, h)
 		return s.bootstrapped, err
 	}); err != nil {
@@ -292,14 +297,14 @@ func (p *kubeletPhase) Run(ctx context.Context, h *host.Host) error {
 	if _, err := h.Run(ctx, "rm -f "+BootstrapKubeconfig); err != nil {
 		return err
 	}
-	registered := func() (bool, error) { return h.Check(ctx, nodeKubectl("get node "+h.Name())) }
-	if c := p.env.api(ctx); c != nil {
-		registered = func() (bool, error) {
-			_, found, err := getNode(ctx, c, h.Name())
-			return found, err
+	registered := func() (bool, error) {
+		_, err := p.env.Client.Node(ctx, h.Name())
+		if cluster.IsNotFound(err) {
+			return false, nil
 		}
+		return err == nil, err
 	}
-	if err := waitFor(ctx, 3*time.Minute, registered); err != nil {
+	if err := wait.For(ctx, 3*time.Minute, registered); err != nil {
 		return fmt.Errorf("node %s did not register: %w (see journalctl -u kubelet on it)", h.Name(), err)
 	}
 	return nil
@@ -309,7 +314,7 @@ func (p *kubeletPhase) Run(ctx context.Context, h *host.Host) error {
 // kubelet keeps the ones it rotates: a file, and the
 // kubelet-client-current.pem link to it.
 func (p *kubeletPhase) writeClientCert(ctx context.Context, h *host.Host) error {
-	pem, err := certs.NodeClientPEM(certs.Dir(p.env.StateDir), h.Name(),
+	pem, err := certs.NodeClientPEM(p.env.StateDir.PKI(), h.Name(),
 		p.env.Cluster.Spec.Certificates.KubeletValidity.Duration, time.Now())
 	if err != nil {
 		return err
@@ -321,45 +326,15 @@ func (p *kubeletPhase) writeClientCert(ctx context.Context, h *host.Host) error 
 	return err
 }
 
-// labelNode sets labels on a node through the API: a JSON merge patch of
-// the node's labels alone, fed to kubectl on stdin. No key or value is
-// ever part of a command line (the node's name is a validated DNS label).
-func labelNode(ctx context.Context, ctl *host.Host, port int, node string, labels map[string]string) error {
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels}})
-	if err != nil {
-		return err
-	}
-	_, err = ctl.RunWithInput(ctx, kubectlLocal(port, "patch node "+node+" --type=merge --patch-file=/dev/stdin"), patch)
-	return err
-}
-
-// nodeKubectl runs the bundled kubectl as the node itself: what a node
-// may see of the cluster (its own Node object).
-func nodeKubectl(args string) string {
-	return fmt.Sprintf("%s --kubeconfig=%s --request-timeout=10s %s", bin("kubectl"), NodeKubeconfig, args)
-}
-
 // missingLabels returns key=value for each label the node lacks.
 func (p *kubeletFinalizePhase) missingLabels(ctx context.Context, h *host.Host) ([]string, error) {
-	ctl, err := p.env.ControlHost(ctx)
-	if err != nil {
-		return nil, err
-	}
 	have := map[string]string{}
-	if c, err := apiClient(p.env, ctl); err == nil {
-		node, _, err := getNode(ctx, c, h.Name())
-		if err != nil {
-			return nil, err
-		}
-		if node != nil {
-			have = node.Labels
-		}
-	} else {
-		out, err := ctl.Run(ctx, kubectlLocal(p.env.Cluster.Spec.ControlPlane.Port, "get node "+h.Name()+" -o jsonpath={.metadata.labels}"))
-		if err != nil {
-			return nil, err
-		}
-		_ = json.Unmarshal([]byte(out), &have)
+	node, err := p.env.Client.Node(ctx, h.Name())
+	switch {
+	case err == nil:
+		have = node.Labels
+	case !cluster.IsNotFound(err):
+		return nil, err
 	}
 	var missing []string
 	for k, v := range nodeLabels(h.Spec) {
@@ -387,7 +362,7 @@ func (*kubeletFinalizePhase) Title() string {
 // approve, and its kubelet serves with a self-signed certificate
 // (ServerTLSBootstrap is off).
 func (p *kubeletFinalizePhase) Enabled() (bool, string) {
-	if p.env.ControlHost == nil {
+	if !p.env.Client.Admin() {
 		return false, "a node joining on its own: its kubelet serves with a self-signed certificate"
 	}
 	return true, ""
@@ -408,20 +383,16 @@ func (p *kubeletFinalizePhase) Run(ctx context.Context, h *host.Host) error {
 	if p.env.DryRun {
 		return nil
 	}
-	ctl, err := p.env.ControlHost(ctx)
-	if err != nil {
-		return err
-	}
 	missing, err := p.missingLabels(ctx, h)
 	if err != nil {
 		return err
 	}
 	if len(missing) > 0 {
-		if err := labelNode(ctx, ctl, p.env.Cluster.Spec.ControlPlane.Port, h.Name(), nodeLabels(h.Spec)); err != nil {
+		if err := p.env.Client.LabelNode(ctx, h.Name(), nodeLabels(h.Spec)); err != nil {
 			return err
 		}
 	}
-	return p.approveServingCert(ctx, h, ctl)
+	return p.approveServingCert(ctx, h)
 }
 
 // kubeletServingCert is the serving certificate the kubelet got approved.
@@ -431,17 +402,17 @@ const kubeletServingCert = KubeletDir + "/pki/kubelet-server-current.pem"
 // once their names and addresses check out. The kube-controller-manager
 // approves client certificates only; serving certificates prove the node
 // owns its addresses, which only the installer knows.
-func (p *kubeletFinalizePhase) approveServingCert(ctx context.Context, h *host.Host, ctl *host.Host) error {
+func (p *kubeletFinalizePhase) approveServingCert(ctx context.Context, h *host.Host) error {
 	if ok, err := h.Check(ctx, "[ -s "+kubeletServingCert+" ]"); err != nil || ok {
 		return err
 	}
-	return waitFor(ctx, 2*time.Minute, func() (bool, error) {
-		approved, refused, err := approveServingCSRs(ctx, ctl, p.env.Cluster, h.Name())
+	return wait.For(ctx, 2*time.Minute, func() (bool, error) {
+		approved, refused, err := approveServingCSRs(ctx, p.env.Client, p.env.Cluster, h.Name())
 		switch {
 		case err != nil:
 			return false, err
 		case len(refused) > 0:
-			return false, permanent{refused[0]}
+			return false, wait.Permanent(refused[0])
 		}
 		if len(approved) > 0 {
 			return true, nil

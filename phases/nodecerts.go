@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/kubeforge/kubeforge/certs"
 	"github.com/kubeforge/kubeforge/internal/atomicfile"
@@ -32,7 +31,7 @@ func NewNodeCerts(env *Env, node string, caPEM []byte, shared map[string][]byte)
 func (*nodeCertsPhase) Title() string { return "Certificates of this node (in its state directory)" }
 
 func (p *nodeCertsPhase) Prepare(context.Context) error {
-	caFile := filepath.Join(p.env.StateDir, "pki", "ca.crt")
+	caFile := p.env.StateDir.CACert()
 	if have, err := os.ReadFile(caFile); err == nil && !bytes.Equal(have, p.caPEM) {
 		return fmt.Errorf("%s holds another cluster's CA: this machine was set up for another cluster; reset it first", caFile)
 	}
@@ -46,7 +45,7 @@ func (p *nodeCertsPhase) Prepare(context.Context) error {
 	if spec == nil || !spec.Has(config.RoleControlPlane) {
 		return nil
 	}
-	dir := certs.Dir(p.env.StateDir)
+	dir := p.env.StateDir.PKI()
 	if p.shared != nil {
 		if err := certs.WriteShared(dir, p.shared); err != nil {
 			return err

@@ -14,8 +14,10 @@ import (
 
 	"github.com/kubeforge/kubeforge/certs"
 	"github.com/kubeforge/kubeforge/components/bundle"
+	"github.com/kubeforge/kubeforge/internal/cluster"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
+	"github.com/kubeforge/kubeforge/internal/statedir"
 )
 
 // Phase is one concern of an action, run on each host a step selects.
@@ -55,7 +57,7 @@ type (
 // modify it.
 type Env struct {
 	Cluster   *config.Cluster
-	StateDir  string
+	StateDir  statedir.Dir
 	BundleDir string
 	Bundle    *bundle.Manifest
 	Log       *slog.Logger
@@ -70,9 +72,10 @@ type Env struct {
 	IgnorePreflight []string
 	// DryRun is set for --dry-run: Prepare must not write either.
 	DryRun bool
-	// ControlHost returns the first control plane, connected: phases run
-	// kubectl there against the local API server.
-	ControlHost func(ctx context.Context) (*host.Host, error)
+	// Client asks the running cluster: the API and etcd, as the state
+	// directory's super-admin (Admin), or, on a worker joining on its
+	// own, as the node itself. Owned by the run, closed with its pool.
+	Client *cluster.Client
 	// Connect reaches any host of the cluster (the run's pool), for a
 	// phase that picks its host itself (one healthy etcd member).
 	Connect func(ctx context.Context, spec *config.Host) (*host.Host, error)

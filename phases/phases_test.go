@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,9 +21,11 @@ import (
 
 	"github.com/kubeforge/kubeforge/components/bundle"
 	"github.com/kubeforge/kubeforge/internal/bootstraptoken"
+	"github.com/kubeforge/kubeforge/internal/cluster"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
 	"github.com/kubeforge/kubeforge/internal/ssh"
+	"github.com/kubeforge/kubeforge/internal/statedir"
 )
 
 func testCluster(t *testing.T) *config.Cluster {
@@ -77,16 +78,14 @@ func TestCheckServingCSR(t *testing.T) {
 
 func TestKubeletConfig(t *testing.T) {
 	c := testCluster(t)
-	ctl := func(context.Context) (*host.Host, error) { return nil, nil }
-	p := &kubeletPhase{env: &Env{Cluster: c, ControlHost: ctl}}
+	p := &kubeletPhase{env: &Env{Cluster: c, Client: cluster.New(cluster.Options{Cluster: c, Admin: true})}}
 	for _, tc := range []struct {
 		host    string
 		cgroup  int
 		tainted bool
 	}{{"cp1", 1, true}, {"w1", 2, false}} {
 		h := host.New(c.Host(tc.host), nil)
-		h.Facts = &host.Facts{CgroupVersion: tc.cgroup}
-		data, err := p.kubeletConfig(h, "/etc/resolv.conf")
+		data, err := p.kubeletConfig(h, &host.Facts{CgroupVersion: tc.cgroup}, "/etc/resolv.conf")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,8 +112,7 @@ func TestKubeletConfigWithoutAdmin(t *testing.T) {
 	c := testCluster(t)
 	p := &kubeletPhase{env: &Env{Cluster: c}}
 	h := host.New(c.Host("w1"), nil)
-	h.Facts = &host.Facts{CgroupVersion: 2}
-	data, err := p.kubeletConfig(h, "/etc/resolv.conf")
+	data, err := p.kubeletConfig(h, &host.Facts{CgroupVersion: 2}, "/etc/resolv.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,12 +127,12 @@ func TestClusterDNSAndToken(t *testing.T) {
 	if got := ClusterDNS(c).String(); got != "10.96.0.10" {
 		t.Errorf("cluster DNS %s", got)
 	}
-	dir := t.TempDir()
+	dir := statedir.Dir(t.TempDir())
 	now := time.Now()
 	if tok, err := PeekToken(dir, now); err != nil || !validToken(tok.String()) {
 		t.Fatalf("peek: %v %v", tok, err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, tokenFile)); !os.IsNotExist(err) {
+	if _, err := os.Stat(dir.Token()); !os.IsNotExist(err) {
 		t.Fatal("PeekToken wrote a token")
 	}
 	a, err := LoadOrCreateToken(dir, now)
@@ -149,7 +147,7 @@ func TestClusterDNSAndToken(t *testing.T) {
 	if c2 == a {
 		t.Error("a token with less than an hour left was reused")
 	}
-	if fi, _ := os.Stat(filepath.Join(dir, tokenFile)); fi.Mode().Perm() != 0o600 {
+	if fi, _ := os.Stat(dir.Token()); fi.Mode().Perm() != 0o600 {
 		t.Errorf("token file mode %v", fi.Mode().Perm())
 	}
 }
@@ -281,7 +279,7 @@ func TestPreflight(t *testing.T) {
 		h := host.New(c.Host("cp1"), probeHost{out: tc.probe})
 		f := *facts
 		f.SwapBytes = tc.swap
-		h.Facts = &f
+		h.SetFacts(&f)
 		err := p.Run(context.Background(), h)
 		switch {
 		case tc.want == "" && err != nil:
@@ -317,7 +315,7 @@ spec:
 		t.Fatal("a cluster with a VIP has the vip phase off")
 	}
 	h := host.New(c.Host("cp2"), nil)
-	h.Facts = &host.Facts{Addresses: map[string][]netip.Prefix{"ens3": {netip.MustParsePrefix("192.0.2.12/24")}}}
+	h.SetFacts(&host.Facts{Addresses: map[string][]netip.Prefix{"ens3": {netip.MustParsePrefix("192.0.2.12/24")}}})
 	d, err := p.desired(context.Background(), h)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/kubeforge/kubeforge/internal/cluster"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
 )
@@ -17,6 +18,7 @@ type Pool struct {
 	connect ConnectFunc
 	mu      sync.Mutex
 	conns   map[string]*poolEntry
+	closers []func() // what the run opened over its connections
 }
 
 type poolEntry struct {
@@ -56,9 +58,28 @@ func (p *Pool) Connected() map[string]*host.Host {
 	return out
 }
 
-// Close closes every connection.
+// Close closes what was opened over the connections (the cluster
+// client), then every connection.
 func (p *Pool) Close() {
+	p.mu.Lock()
+	closers := p.closers
+	p.closers = nil
+	p.mu.Unlock()
+	for _, f := range closers {
+		f()
+	}
 	for _, h := range p.Connected() {
 		h.Close()
 	}
+}
+
+// Client is the run's cluster client: it reaches hosts through the pool
+// and is closed with it.
+func (p *Pool) Client(o cluster.Options) *cluster.Client {
+	o.Connect = p.Get
+	c := cluster.New(o)
+	p.mu.Lock()
+	p.closers = append(p.closers, func() { c.Close() })
+	p.mu.Unlock()
+	return c
 }

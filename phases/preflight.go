@@ -67,7 +67,11 @@ func (p *preflightPhase) Run(ctx context.Context, h *host.Host) error {
 	warn := func(format string, args ...any) {
 		fmt.Fprintf(p.env.Out, "[preflight] %-28s warning: %s\n", h.String(), fmt.Sprintf(format, args...))
 	}
-	spec, f := h.Spec, h.Facts
+	spec := h.Spec
+	f, err := h.Facts(ctx)
+	if err != nil {
+		return err
+	}
 	isCP, isEtcd := spec.Has(config.RoleControlPlane), spec.Has(config.RoleEtcd)
 
 	if f.SwapBytes > 0 && !p.env.Cluster.Spec.Kubelet.AllowSwap {

@@ -24,49 +24,20 @@ func (p *readyPhase) Run(ctx context.Context, h *host.Host) error {
 	if p.env.DryRun {
 		return nil
 	}
-	if c := p.env.api(ctx); c != nil {
-		err := waitFor(ctx, NodeReadyTimeout, func() (bool, error) {
-			node, _, err := getNode(ctx, c, h.Name())
-			return node != nil && nodeReady(node), err
-		})
-		if err != nil {
-			return fmt.Errorf("node %s is not Ready: %w (see journalctl -u kubelet -u flanneld on it)", h.Name(), err)
-		}
-		return p.controllers(ctx, h)
-	}
-	wait := fmt.Sprintf("wait node/%s --for=condition=Ready --timeout=%s", h.Name(), NodeReadyTimeout)
-	ctl, cmd := h, nodeKubectl(wait)
-	if p.env.ControlHost != nil {
-		var err error
-		if ctl, err = p.env.ControlHost(ctx); err != nil {
-			return err
-		}
-		cmd = kubectlLocal(p.env.Cluster.Spec.ControlPlane.Port, wait)
-	}
-	if _, err := ctl.Run(ctx, cmd); err != nil {
+	if err := p.env.Client.WaitNodeReady(ctx, h.Name(), NodeReadyTimeout); err != nil {
 		return fmt.Errorf("node %s is not Ready: %w (see journalctl -u kubelet -u flanneld on it)", h.Name(), err)
 	}
-	return p.controllers(ctx, h)
-}
-
-// controllers waits, on a control plane, for the controller-manager and
-// the scheduler to be healthy.
-func (p *readyPhase) controllers(ctx context.Context, h *host.Host) error {
 	if !h.Spec.Has(config.RoleControlPlane) {
 		return nil
 	}
-	return waitControllers(ctx, h)
+	return p.env.Client.WaitControllers(ctx, h, 2*time.Minute)
 }
 
-// NodesTable is `kubectl get nodes -o wide` as the cluster's admin, for
+// NodesTable is the nodes as `kubectl get nodes -o wide` shows them, for
 // reports.
 func NodesTable(ctx context.Context, env *Env) (string, error) {
-	if env.ControlHost == nil {
+	if !env.Client.Admin() {
 		return "", fmt.Errorf("no control plane to ask")
 	}
-	ctl, err := env.ControlHost(ctx)
-	if err != nil {
-		return "", err
-	}
-	return ctl.Run(ctx, kubectlLocal(env.Cluster.Spec.ControlPlane.Port, "get nodes -o wide"))
+	return env.Client.NodesTable(ctx)
 }

@@ -2,11 +2,11 @@ package phases
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/kubeforge/kubeforge/internal/cluster"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
 )
@@ -44,11 +44,12 @@ func (p *removeNodePhase) Prepare(ctx context.Context) error {
 	if t.Has(config.RoleControlPlane) && len(c.HostsWith(config.RoleControlPlane)) == 0 {
 		return &RefusalError{fmt.Sprintf("%s is the last control plane: removing it would leave no cluster ('kubeforge reset' takes the whole cluster down)", t.Name)}
 	}
-	var member *etcdMember
+	var member *cluster.Member
 	var via *host.Host
+	var etcd cluster.Etcd
 	if t.Has(config.RoleEtcd) {
 		var err error
-		if member, via, err = p.checkEtcd(ctx); err != nil {
+		if member, via, etcd, err = p.checkEtcd(ctx); err != nil {
 			return err
 		}
 	}
@@ -56,28 +57,23 @@ func (p *removeNodePhase) Prepare(ctx context.Context) error {
 		fmt.Fprintf(p.env.Out, "[remove-node] would drain %s, remove its etcd member and delete the Node\n", t.Name)
 		return nil
 	}
-	ctl, err := p.env.ControlHost(ctx)
-	if err != nil {
-		return err
-	}
-	port := c.Spec.ControlPlane.Port
-	if err := p.drain(ctx, ctl, port); err != nil {
+	if err := p.drain(ctx); err != nil {
 		return err
 	}
 	if t.Has(config.RoleControlPlane) {
-		p.giveVIPAway(ctx, ctl)
+		p.giveVIPAway(ctx)
 	}
 	if member != nil {
 		start := time.Now()
-		if _, err := via.Run(ctx, etcdctl("member remove "+member.hexID())); err != nil {
+		if err := etcd.Remove(ctx, member.ID); err != nil {
 			return fmt.Errorf("remove %s's etcd member: %w", t.Name, err)
 		}
-		if err := waitEtcdCluster(ctx, via); err != nil {
+		if err := p.env.Client.WaitEtcdCluster(ctx, via, 2*time.Minute); err != nil {
 			return err
 		}
 		fmt.Fprintf(p.env.Out, "[remove-node] etcd member %s removed in %s; the other members are healthy\n", t.Name, time.Since(start).Round(100*time.Millisecond))
 	}
-	if _, err := ctl.Run(ctx, kubectlLocal(port, "delete node "+t.Name+" --ignore-not-found")); err != nil {
+	if err := p.env.Client.DeleteNode(ctx, t.Name); err != nil {
 		return err
 	}
 	fmt.Fprintf(p.env.Out, "[remove-node] Node %s deleted\n", t.Name)
@@ -88,26 +84,22 @@ func (p *removeNodePhase) Prepare(ctx context.Context) error {
 // the eviction up to the timeout). A node that is not Ready is not drained:
 // its kubelet would never confirm the pods gone; deleting the Node lets
 // their controllers replace them.
-func (p *removeNodePhase) drain(ctx context.Context, ctl *host.Host, port int) error {
+func (p *removeNodePhase) drain(ctx context.Context) error {
 	t := p.target
-	ready, err := ctl.Run(ctx, kubectlLocal(port, "get node "+t.Name+" --ignore-not-found -o "+host.Quote(`jsonpath={.status.conditions[?(@.type=="Ready")].status}`)))
+	node, err := p.env.Client.Node(ctx, t.Name)
 	switch {
-	case err != nil:
-		return err
-	case ready == "":
+	case cluster.IsNotFound(err):
 		fmt.Fprintf(p.env.Out, "[remove-node] there is no Node %s: nothing to drain\n", t.Name)
 		return nil
-	case ready != "True":
+	case err != nil:
+		return err
+	case !cluster.NodeReady(node):
 		fmt.Fprintf(p.env.Out, "[remove-node] Node %s is not Ready: not draining it; its pods are replaced once it is deleted\n", t.Name)
 		return nil
 	}
-	drain := "drain " + t.Name + " --ignore-daemonsets --delete-emptydir-data --timeout=300s"
-	if p.force {
-		drain += " --force"
-	}
 	start := time.Now()
-	if _, err := ctl.Run(ctx, kubectlLocal(port, drain)); err != nil {
-		return fmt.Errorf("drain %s: %w (pods that no controller manages need --force; a PodDisruptionBudget may be holding an eviction; the node stays cordoned: 'kubectl uncordon %s' takes it back)", t.Name, err, t.Name)
+	if err := p.env.Client.Drain(ctx, t.Name, cluster.DrainOptions{Timeout: 300 * time.Second, Force: p.force}); err != nil {
+		return fmt.Errorf("%w (the node stays cordoned: 'kubectl uncordon %s' takes it back)", err, t.Name)
 	}
 	fmt.Fprintf(p.env.Out, "[remove-node] %s cordoned and drained in %s\n", t.Name, time.Since(start).Round(100*time.Millisecond))
 	return nil
@@ -116,7 +108,7 @@ func (p *removeNodePhase) drain(ctx context.Context, ctl *host.Host, port int) e
 // giveVIPAway puts a reachable control plane in maintenance so the others
 // take the VIP before its API server goes; an unreachable one holds
 // nothing. It is best effort: its keepalived is reset with the host.
-func (p *removeNodePhase) giveVIPAway(ctx context.Context, ctl *host.Host) {
+func (p *removeNodePhase) giveVIPAway(ctx context.Context) {
 	vip := p.env.Cluster.Spec.ControlPlane.VIP
 	if vip == "" {
 		return
@@ -128,8 +120,12 @@ func (p *removeNodePhase) giveVIPAway(ctx context.Context, ctl *host.Host) {
 	if held, err := holdsVIP(ctx, h, vip); err != nil || !held {
 		return
 	}
+	probe, err := p.env.Client.ControlHost(ctx)
+	if err != nil {
+		return
+	}
 	start := time.Now()
-	if err := moveVIPOff(ctx, p.env, h, ctl); err != nil {
+	if err := moveVIPOff(ctx, p.env, h, probe); err != nil {
 		fmt.Fprintf(p.env.Out, "[remove-node] warning: %s still holds the VIP %s: %v\n", p.target.Name, vip, err)
 		return
 	}
@@ -140,29 +136,27 @@ func (p *removeNodePhase) giveVIPAway(ctx context.Context, ctl *host.Host) {
 // and, unless forced, one that leaves a single member. It returns the
 // target's member (nil when it is no member) and a healthy member to
 // remove it through.
-func (p *removeNodePhase) checkEtcd(ctx context.Context) (*etcdMember, *host.Host, error) {
-	via, err := HealthyEtcdMember(ctx, p.env)
+func (p *removeNodePhase) checkEtcd(ctx context.Context) (*cluster.Member, *host.Host, cluster.Etcd, error) {
+	via, err := p.env.Client.HealthyEtcdMember(ctx)
 	if err != nil {
-		return nil, nil, &RefusalError{fmt.Sprintf("removing %s: no other etcd member is healthy, so its member cannot be removed safely (%v)", p.target.Name, err)}
+		return nil, nil, nil, &RefusalError{fmt.Sprintf("removing %s: no other etcd member is healthy, so its member cannot be removed safely (%v)", p.target.Name, err)}
 	}
-	out, err := via.Run(ctx, etcdctl("member list -w json"))
+	etcd, err := p.env.Client.EtcdOn(ctx, via)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	var list struct {
-		Members []etcdMember `json:"members"`
+	members, err := etcd.Members(ctx)
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	if err := json.Unmarshal([]byte(out), &list); err != nil {
-		return nil, nil, fmt.Errorf("etcd member list: %w", err)
-	}
-	var target *etcdMember
+	var target *cluster.Member
 	var voters, healthy []string
-	for i, m := range list.Members {
+	for i, m := range members {
 		if m.Name == p.target.Name || len(m.PeerURLs) > 0 && m.PeerURLs[0] == etcdPeerURL(p.target) {
-			target = &list.Members[i]
+			target = &members[i]
 			continue
 		}
-		if m.IsLearner {
+		if m.Learner {
 			continue
 		}
 		voters = append(voters, m.Name)
@@ -170,26 +164,24 @@ func (p *removeNodePhase) checkEtcd(ctx context.Context) (*etcdMember, *host.Hos
 		if spec := p.env.Cluster.Host(m.Name); spec != nil {
 			urls = []string{etcdClientURL(spec)}
 		}
-		if len(urls) > 0 {
-			if ok, _ := via.Check(ctx, etcdctlAt(urls[:1], "endpoint health")); ok {
-				healthy = append(healthy, m.Name)
-			}
+		if len(urls) > 0 && etcd.Health(ctx, urls[0]) == nil {
+			healthy = append(healthy, m.Name)
 		}
 	}
 	if target == nil {
-		return nil, via, nil // not a member (any more): nothing to remove
+		return nil, via, etcd, nil // not a member (any more): nothing to remove
 	}
-	if target.IsLearner {
-		return target, via, nil // a learner does not count for the quorum
+	if target.Learner {
+		return target, via, etcd, nil // a learner does not count for the quorum
 	}
 	warning, err := removalVerdict(p.target.Name, voters, healthy, p.force)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if warning != "" {
 		fmt.Fprintln(p.env.Out, "[remove-node] warning: "+warning)
 	}
-	return target, via, nil
+	return target, via, etcd, nil
 }
 
 func (*removeNodePhase) Run(context.Context, *host.Host) error { return nil }

@@ -10,11 +10,11 @@ import (
 	"net/netip"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/kubeforge/kubeforge/certs"
+	"github.com/kubeforge/kubeforge/internal/cluster"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
 )
@@ -51,7 +51,7 @@ func (p *certsRenewPhase) Prepare(context.Context) error {
 		return nil
 	}
 	spec := p.env.PKI
-	backup, results, err := certs.Renew(certs.Dir(p.env.StateDir), p.names, certs.RenewOptions{Spec: &spec})
+	backup, results, err := certs.Renew(p.env.StateDir.PKI(), p.names, certs.RenewOptions{Spec: &spec})
 	if err != nil {
 		return err
 	}
@@ -113,12 +113,15 @@ func (*renewPreflightPhase) ReadOnly() bool { return true }
 
 func (p *renewPreflightPhase) Run(ctx context.Context, h *host.Host) error {
 	if h.Spec.Has(config.RoleEtcd) {
-		if ok, err := h.Check(ctx, etcdctl("endpoint health")); err != nil || !ok {
-			out, _ := h.Run(ctx, etcdctl("endpoint health")+" 2>&1 || true")
-			return fmt.Errorf("its etcd member is not healthy (%s): fix it first (journalctl -u etcd), or, if its certificates expired, renew with --recover", strings.TrimSpace(out))
+		e, err := p.env.Client.EtcdOn(ctx, h)
+		if err == nil {
+			err = e.Health(ctx, cluster.LocalEtcd)
+		}
+		if err != nil {
+			return fmt.Errorf("its etcd member is not healthy (%v): fix it first (journalctl -u etcd), or, if its certificates expired, renew with --recover", err)
 		}
 	}
-	if err := waitAPIServer(ctx, h, p.env.Cluster.Spec.ControlPlane.Port, 5*time.Second); err != nil {
+	if err := p.env.Client.WaitAPIServer(ctx, h, 5*time.Second); err != nil {
 		return fmt.Errorf("%w: fix it first, or, if its certificates expired, renew with --recover", err)
 	}
 	return nil
@@ -157,7 +160,7 @@ func (p *rollPhase) Run(ctx context.Context, h *host.Host) error {
 		if err := (&etcdPhase{env: p.env}).Run(ctx, h); err != nil {
 			return err
 		}
-		if err := waitEtcdCluster(ctx, h); err != nil {
+		if err := p.env.Client.WaitEtcdCluster(ctx, h, 2*time.Minute); err != nil {
 			return err
 		}
 	}
@@ -168,82 +171,6 @@ func (p *rollPhase) Run(ctx context.Context, h *host.Host) error {
 		return undrainVIP(ctx, p.env, h)
 	}
 	return nil
-}
-
-// waitEtcdCluster waits until every member answers: the next one may
-// restart only then.
-func waitEtcdCluster(ctx context.Context, h *host.Host) error {
-	health := etcdctl("endpoint health --cluster")
-	if err := waitFor(ctx, 2*time.Minute, func() (bool, error) { return h.Check(ctx, health) }); err != nil {
-		out, _ := h.Run(ctx, health+" 2>&1 || true")
-		return fmt.Errorf("the etcd cluster is not healthy: %w: %s", err, strings.TrimSpace(out))
-	}
-	return nil
-}
-
-// holdsVIP reports whether h has the VIP on an interface.
-func holdsVIP(ctx context.Context, h *host.Host, vip string) (bool, error) {
-	out, err := h.Run(ctx, "ip -o addr show")
-	return strings.Contains(out, " "+vip+"/"), err
-}
-
-// vipAnswers: some control plane holds the VIP and serves the API there.
-func vipAnswers(ctx context.Context, env *Env, h *host.Host) (bool, error) {
-	cp := env.Cluster.Spec.ControlPlane
-	return h.Check(ctx, fmt.Sprintf("curl --silent --fail --max-time 2 --cacert %s --output /dev/null %s",
-		pki("ca.crt"), host.Quote("https://"+cp.Endpoint+"/readyz")))
-}
-
-// drainVIP puts h in maintenance: its VRRP priority drops below its peers',
-// so a healthy one takes the VIP before h lets it go. It returns false when
-// there is no VIP, or no other control plane to hold it.
-func drainVIP(ctx context.Context, env *Env, h *host.Host) (bool, error) {
-	cp := env.Cluster.Spec.ControlPlane
-	if cp.VIP == "" || len(env.Cluster.HostsWith(config.RoleControlPlane)) < 2 {
-		return false, nil
-	}
-	// keepalived must know the maintenance check (a cluster made by an
-	// older kubeforge): bring its configuration up to date first.
-	if err := (&vipPhase{env: env}).Run(ctx, h); err != nil {
-		return false, err
-	}
-	if err := moveVIPOff(ctx, env, h, h); err != nil {
-		return false, err
-	}
-	return true, nil
-}
-
-// moveVIPOff puts h in maintenance and waits until it no longer holds the
-// VIP and the API answers through the VIP, asked from probe. On failure
-// the maintenance ends again.
-func moveVIPOff(ctx context.Context, env *Env, h, probe *host.Host) error {
-	vip := env.Cluster.Spec.ControlPlane.VIP
-	if _, err := h.Run(ctx, "touch "+MaintenanceFlag); err != nil {
-		return err
-	}
-	err := waitFor(ctx, 30*time.Second, func() (bool, error) {
-		held, err := holdsVIP(ctx, h, vip)
-		if err != nil || held {
-			return false, err
-		}
-		return vipAnswers(ctx, env, probe)
-	})
-	if err != nil {
-		_, _ = h.Run(context.WithoutCancel(ctx), "rm -f "+MaintenanceFlag)
-		return fmt.Errorf("no other control plane took the VIP %s: %w (see journalctl -u keepalived)", vip, err)
-	}
-	return nil
-}
-
-// undrainVIP ends h's maintenance: it may hold the VIP again (and, having
-// the highest priority, takes it back, make before break).
-func undrainVIP(ctx context.Context, env *Env, h *host.Host) error {
-	if _, err := h.Run(ctx, "rm -f "+MaintenanceFlag); err != nil {
-		return err
-	}
-	// Its checks pass twice a second apart before keepalived counts it.
-	time.Sleep(3 * time.Second)
-	return waitFor(ctx, time.Minute, func() (bool, error) { return vipAnswers(ctx, env, h) })
 }
 
 // kubeletCertsPhase approves the kubelets' pending serving certificate
@@ -267,7 +194,7 @@ func (p *kubeletCertsPhase) Plan(ctx context.Context, h *host.Host) ([]string, e
 }
 
 func (p *kubeletCertsPhase) Run(ctx context.Context, h *host.Host) error {
-	approved, refused, err := approveServingCSRs(ctx, h, p.env.Cluster, "")
+	approved, refused, err := approveServingCSRs(ctx, p.env.Client, p.env.Cluster, "")
 	if err != nil {
 		return err
 	}
@@ -318,7 +245,8 @@ func (p *certsVerifyPhase) Run(ctx context.Context, h *host.Host) error {
 	}
 	var client []tls.Certificate
 	if h.Spec.Has(config.RoleEtcd) {
-		pair, err := tls.LoadX509KeyPair(filepath.Join(p.env.StateDir, "pki", "etcd", "healthcheck-client.crt"), filepath.Join(p.env.StateDir, "pki", "etcd", "healthcheck-client.key"))
+		_, cert, key := p.env.StateDir.Etcd()
+		pair, err := tls.LoadX509KeyPair(cert, key)
 		if err != nil {
 			return err
 		}
@@ -337,7 +265,7 @@ func (p *certsVerifyPhase) Run(ctx context.Context, h *host.Host) error {
 			}
 			continue
 		}
-		want, err := readCert(filepath.Join(p.env.StateDir, filepath.FromSlash(ep.want)))
+		want, err := readCert(p.env.StateDir.File(ep.want))
 		if err != nil {
 			return err
 		}

@@ -176,7 +176,7 @@ func RenewLocal(ctx context.Context, env *Env, h *host.Host, window time.Duratio
 				return res, err
 			}
 			res.Restarted = append(res.Restarted, "etcd")
-			if err := waitEtcdCluster(ctx, h); err != nil {
+			if err := env.Client.WaitEtcdCluster(ctx, h, 2*time.Minute); err != nil {
 				return res, err
 			}
 		}
@@ -185,7 +185,7 @@ func RenewLocal(ctx context.Context, env *Env, h *host.Host, window time.Duratio
 				return res, err
 			}
 			res.Restarted = append(res.Restarted, "kube-apiserver")
-			if err := waitAPIServer(ctx, h, env.Cluster.Spec.ControlPlane.Port, 3*time.Minute); err != nil {
+			if err := env.Client.WaitAPIServer(ctx, h, 3*time.Minute); err != nil {
 				return res, err
 			}
 		}
@@ -201,6 +201,6 @@ func RenewLocal(ctx context.Context, env *Env, h *host.Host, window time.Duratio
 		}
 		res.Restarted = append(res.Restarted, s)
 	}
-	res.Approved, res.Refused, err = approveServingCSRs(ctx, h, env.Cluster, "")
+	res.Approved, res.Refused, err = approveServingCSRs(ctx, env.Client, env.Cluster, "")
 	return res, err
 }

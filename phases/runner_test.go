@@ -55,7 +55,7 @@ func (r recorder) Run(_ context.Context, h *host.Host) error {
 }
 func (r recorder) Plan(_ context.Context, h *host.Host) ([]string, error) { return r.plan, nil }
 
-func cluster() *config.Cluster {
+func testRunnerCluster() *config.Cluster {
 	return &config.Cluster{Spec: config.Spec{Hosts: []config.Host{
 		{Name: "cp1", Address: "192.0.2.1", Roles: []config.Role{config.RoleControlPlane, config.RoleEtcd}},
 		{Name: "w1", Address: "192.0.2.2", Roles: []config.Role{config.RoleWorker}},
@@ -79,7 +79,7 @@ func newFixture(failConnect string, phases map[string]recorder) *fixture {
 		return host.New(spec, rootTransport{}), nil
 	})
 	f.runner = &Runner{
-		Env:  &Env{Cluster: cluster()},
+		Env:  &Env{Cluster: testRunnerCluster()},
 		Pool: pool,
 		Out:  f.out,
 		Log:  slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kubeforge/kubeforge/internal/host"
+	"github.com/kubeforge/kubeforge/internal/wait"
 	"github.com/kubeforge/kubeforge/templates"
 )
 
@@ -157,7 +158,7 @@ func (p *runtimePhase) Run(ctx context.Context, h *host.Host) error {
 	if _, err := h.Run(ctx, "sysctl -q -p "+sysctlFile); err != nil {
 		return fmt.Errorf("kernel settings: %w", err)
 	}
-	if err := waitFor(ctx, 60*time.Second, func() (bool, error) {
+	if err := wait.For(ctx, 60*time.Second, func() (bool, error) {
 		return h.Check(ctx, "ctr -n k8s.io version >/dev/null 2>&1")
 	}); err != nil {
 		return fmt.Errorf("containerd did not come up: %w (see journalctl -u containerd)", err)

@@ -36,24 +36,6 @@ type SnapshotInfo struct {
 	Member    string `json:"member,omitempty"`
 }
 
-// HealthyEtcdMember is the first etcd host, in file order, that can be
-// reached and whose member answers a health check.
-func HealthyEtcdMember(ctx context.Context, env *Env) (*host.Host, error) {
-	var errs []error
-	for _, spec := range env.Cluster.HostsWith(config.RoleEtcd) {
-		h, err := env.Connect(ctx, spec)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if ok, err := h.Check(ctx, etcdctl("endpoint health")); err == nil && ok {
-			return h, nil
-		}
-		errs = append(errs, h.Errorf("its etcd member is not healthy"))
-	}
-	return nil, fmt.Errorf("no healthy etcd member: %w", errors.Join(errs...))
-}
-
 // etcdutl runs the bundle's etcdutl on this machine.
 func etcdutl(env *Env, args ...string) ([]byte, error) {
 	if env.Bundle == nil {
@@ -108,7 +90,7 @@ func CheckSnapshot(env *Env, file string) (*SnapshotInfo, error) {
 // SaveSnapshot takes a snapshot on a healthy member, brings it to out on
 // this machine, checks it and records its sha256 beside it.
 func SaveSnapshot(ctx context.Context, env *Env, out string) (*SnapshotInfo, error) {
-	h, err := HealthyEtcdMember(ctx, env)
+	h, err := env.Client.HealthyEtcdMember(ctx)
 	if err != nil {
 		return nil, err
 	}

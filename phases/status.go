@@ -2,7 +2,7 @@ package phases
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -10,7 +10,10 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/kubeforge/kubeforge/certs"
+	"github.com/kubeforge/kubeforge/internal/cluster"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
 )
@@ -69,7 +72,7 @@ func (*statusPhase) ReadOnly() bool { return true }
 // Prepare reads the CAs once for every host; status reports what it can,
 // so a state directory without them only leaves the certificates out.
 func (p *statusPhase) Prepare(context.Context) error {
-	if cas, err := certs.ReadCAs(certs.Dir(p.env.StateDir)); err == nil {
+	if cas, err := certs.ReadCAs(p.env.StateDir.PKI()); err == nil {
 		p.cas = cas
 	}
 	p.now = time.Now()
@@ -194,95 +197,64 @@ type EtcdStatus struct {
 	Revision int64  `json:"revision"`
 }
 
-// ClusterStatus reads the nodes and the etcd members from the control
-// plane and an etcd member.
+// ClusterStatus reads the nodes and the etcd members: the nodes from the
+// API, the members from a healthy one, each member's status and health
+// from itself. What cannot be read is an error beside what could.
 func ClusterStatus(ctx context.Context, env *Env) ([]NodeStatus, []EtcdStatus, error) {
-	var nodes []NodeStatus
+	var errs []error
+	nodes, err := env.Client.Nodes(ctx)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	var out []NodeStatus
+	for i := range nodes {
+		out = append(out, NodeStatus{Name: nodes[i].Name, Ready: string(cluster.NodeCondition(&nodes[i], corev1.NodeReady)),
+			Kubelet: nodes[i].Status.NodeInfo.KubeletVersion})
+	}
+	members, err := etcdStatus(ctx, env)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return out, members, errors.Join(errs...)
+}
+
+func etcdStatus(ctx context.Context, env *Env) ([]EtcdStatus, error) {
+	via, err := env.Client.HealthyEtcdMember(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e, err := env.Client.EtcdOn(ctx, via)
+	if err != nil {
+		return nil, err
+	}
+	list, err := e.Members(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var members []EtcdStatus
-	ctl, err := env.ControlHost(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	out, err := ctl.Run(ctx, kubectlLocal(env.Cluster.Spec.ControlPlane.Port, "get nodes -o json"))
-	if err == nil {
-		var list struct {
-			Items []struct {
-				Metadata struct{ Name string }
-				Status   struct {
-					Conditions []struct{ Type, Status string }
-					NodeInfo   struct {
-						KubeletVersion string `json:"kubeletVersion"`
-					} `json:"nodeInfo"`
-				}
-			}
-		}
-		if err := json.Unmarshal([]byte(out), &list); err == nil {
-			for _, n := range list.Items {
-				ns := NodeStatus{Name: n.Metadata.Name, Ready: "Unknown", Kubelet: n.Status.NodeInfo.KubeletVersion}
-				for _, c := range n.Status.Conditions {
-					if c.Type == "Ready" {
-						ns.Ready = c.Status
-					}
-				}
-				nodes = append(nodes, ns)
-			}
-		}
-	}
-	member, err := HealthyEtcdMember(ctx, env)
-	if err != nil {
-		return nodes, nil, err
-	}
-	out, err = member.Run(ctx, etcdctl("member list -w json"))
-	if err != nil {
-		return nodes, nil, err
-	}
-	var list struct {
-		Members []struct {
-			ID         uint64   `json:"ID"`
-			Name       string   `json:"name"`
-			ClientURLs []string `json:"clientURLs"`
-			IsLearner  bool     `json:"isLearner"`
-		} `json:"members"`
-	}
-	if err := json.Unmarshal([]byte(out), &list); err != nil {
-		return nodes, nil, err
-	}
-	for _, m := range list.Members {
-		es := EtcdStatus{Name: m.Name, Learner: m.IsLearner}
+	for _, m := range list {
+		es := EtcdStatus{Name: m.Name, Learner: m.Learner}
 		if len(m.ClientURLs) == 0 {
 			es.Error = "not started"
 			members = append(members, es)
 			continue
 		}
 		es.Endpoint = m.ClientURLs[0]
-		out, err := member.Run(ctx, etcdctlAt([]string{es.Endpoint}, "endpoint status -w json"))
-		var st []struct {
-			Status struct {
-				Header struct {
-					MemberID uint64 `json:"member_id"`
-					Revision int64  `json:"revision"`
-				} `json:"header"`
-				Leader uint64 `json:"leader"`
-				DBSize int64  `json:"dbSize"`
-			} `json:"Status"`
-		}
-		switch {
-		case err != nil:
+		st, err := e.Status(ctx, es.Endpoint)
+		if err != nil {
 			es.Error = shortErr(err)
-		case json.Unmarshal([]byte(out), &st) != nil || len(st) == 0:
-			es.Error = "no status"
-		default:
-			es.DBSize, es.Revision = st[0].Status.DBSize, st[0].Status.Header.Revision
-			es.Leader = st[0].Status.Leader == m.ID
-			es.Healthy = !m.IsLearner
-			if !m.IsLearner {
-				if ok, _ := member.Check(ctx, etcdctlAt([]string{es.Endpoint}, "endpoint health")); !ok {
-					es.Healthy, es.Error = false, "health check failed"
-				}
+			members = append(members, es)
+			continue
+		}
+		es.DBSize, es.Revision, es.Leader = st.DBSize, st.Revision, st.Leader == m.ID
+		es.Healthy = !m.Learner
+		if !m.Learner {
+			if err := e.Health(ctx, es.Endpoint); err != nil {
+				es.Healthy, es.Error = false, "health check failed: "+shortErr(err)
 			}
 		}
 		members = append(members, es)
 	}
 	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
-	return nodes, members, nil
+	return members, nil
 }

@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/kubeforge/kubeforge/internal/atomicfile"
 	"github.com/kubeforge/kubeforge/internal/bootstraptoken"
+	"github.com/kubeforge/kubeforge/internal/statedir"
 )
 
 // Token is the bootstrap token nodes join with.
@@ -24,30 +24,28 @@ const TokenTTL = bootstraptoken.DefaultTTL
 // LoadOrCreateToken returns the cluster's current bootstrap token from the
 // state directory, or a new one when there is none or it has less than an
 // hour left.
-func LoadOrCreateToken(stateDir string, now time.Time) (Token, error) {
+func LoadOrCreateToken(stateDir statedir.Dir, now time.Time) (Token, error) {
 	t, fresh, err := readToken(stateDir, now)
 	if err != nil || !fresh {
 		return t, err
 	}
 	data := fmt.Sprintf("%s\n%s\n", t, t.Expires.Format(time.RFC3339))
-	if err := atomicfile.Write(filepath.Join(stateDir, tokenFile), []byte(data), 0o600, 0o700); err != nil {
+	if err := atomicfile.Write(stateDir.Token(), []byte(data), 0o600, 0o700); err != nil {
 		return Token{}, fmt.Errorf("save the bootstrap token: %w", err)
 	}
 	return t, nil
 }
 
 // PeekToken is LoadOrCreateToken without saving a new token (--dry-run).
-func PeekToken(stateDir string, now time.Time) (Token, error) {
+func PeekToken(stateDir statedir.Dir, now time.Time) (Token, error) {
 	t, _, err := readToken(stateDir, now)
 	return t, err
 }
 
-const tokenFile = "bootstrap-token"
-
 // readToken returns the saved token, or a new one (fresh) when there is
 // none or it has less than an hour left.
-func readToken(stateDir string, now time.Time) (Token, bool, error) {
-	data, err := os.ReadFile(filepath.Join(stateDir, tokenFile))
+func readToken(stateDir statedir.Dir, now time.Time) (Token, bool, error) {
+	data, err := os.ReadFile(stateDir.Token())
 	if err == nil {
 		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
 		if len(lines) == 2 {

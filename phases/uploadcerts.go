@@ -4,17 +4,16 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubeforge/kubeforge/certs"
 	"github.com/kubeforge/kubeforge/internal/bootstraptoken"
 	"github.com/kubeforge/kubeforge/internal/host"
+	"github.com/kubeforge/kubeforge/internal/joinnode"
 )
 
 // uploadCertsPhase stores the CAs and the service-account key pair in the
@@ -34,7 +33,7 @@ type uploadCertsPhase struct {
 func NewUploadCerts(env *Env, key []byte) Phase { return &uploadCertsPhase{env: env, key: key} }
 
 // CertsTTL is how long the uploaded certificates stay in the cluster.
-const CertsTTL = 2 * time.Hour
+const CertsTTL = joinnode.CertsTTL
 
 func (*uploadCertsPhase) Title() string {
 	return "Upload the CAs, encrypted, for control planes joining on their own"
@@ -50,7 +49,7 @@ func (p *uploadCertsPhase) Enabled() (bool, string) {
 // manifests are the owner token, and the Secret without its owner (which
 // needs the token's uid).
 func (p *uploadCertsPhase) manifests(now time.Time) (owner Token, tokenYAML []byte, secret *corev1.Secret, err error) {
-	files, err := certs.ReadShared(certs.Dir(p.env.StateDir))
+	files, err := certs.ReadShared(p.env.StateDir.PKI())
 	if err != nil {
 		return owner, nil, nil, err
 	}
@@ -76,27 +75,26 @@ func (p *uploadCertsPhase) Plan(context.Context, *host.Host) ([]string, error) {
 	return []string{fmt.Sprintf("store %d files, encrypted, in kube-system/%s for %s", len(certs.SharedFiles()), CertsSecretName, CertsTTL)}, nil
 }
 
-func (p *uploadCertsPhase) Run(ctx context.Context, h *host.Host) error {
+func (p *uploadCertsPhase) Run(ctx context.Context, _ *host.Host) error {
 	owner, tokenYAML, secret, err := p.manifests(time.Now())
 	if err != nil {
 		return err
 	}
-	port := p.env.Cluster.Spec.ControlPlane.Port
-	if err := applyManifest(ctx, h, port, tokenYAML); err != nil {
+	if err := p.env.Client.Apply(ctx, tokenYAML); err != nil {
 		return fmt.Errorf("create the owner token: %w", err)
 	}
-	uid, err := h.Run(ctx, kubectlLocal(port, "-n kube-system get secret "+bootstraptoken.SecretName(owner.ID)+" -o jsonpath={.metadata.uid}"))
+	ownerSecret, err := p.env.Client.Secret(ctx, "kube-system", bootstraptoken.SecretName(owner.ID))
 	if err != nil {
 		return err
 	}
 	f := false
-	secret.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Secret", Name: bootstraptoken.SecretName(owner.ID),
-		UID: types.UID(strings.TrimSpace(uid)), BlockOwnerDeletion: &f}}
+	secret.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Secret", Name: ownerSecret.Name,
+		UID: ownerSecret.UID, BlockOwnerDeletion: &f}}
 	data, err := yaml.Marshal(secret)
 	if err != nil {
 		return err
 	}
-	return applyManifest(ctx, h, port, data)
+	return p.env.Client.Apply(ctx, data)
 }
 
 // TokenSecret is a bootstrap token's Secret. auth: nodes may join with it

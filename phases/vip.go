@@ -9,6 +9,7 @@ import (
 
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
+	"github.com/kubeforge/kubeforge/internal/wait"
 	"github.com/kubeforge/kubeforge/templates"
 )
 
@@ -55,22 +56,22 @@ func vipPriority(c *config.Cluster, h *config.Host) int {
 
 // vipInterface is spec.controlPlane.vipInterface, else the interface that
 // holds the host's cluster address.
-func vipInterface(h *host.Host, cp config.ControlPlane) (string, error) {
+func vipInterface(h *config.Host, f *host.Facts, cp config.ControlPlane) (string, error) {
 	if cp.VIPInterface != "" {
 		return cp.VIPInterface, nil
 	}
-	iface, _, ok := h.Facts.PrefixOf(h.Spec.ClusterAddress())
+	iface, _, ok := f.PrefixOf(h.ClusterAddress())
 	if !ok {
-		return "", fmt.Errorf("no interface holds its address %s: set spec.controlPlane.vipInterface", h.Spec.ClusterAddress())
+		return "", fmt.Errorf("no interface holds its address %s: set spec.controlPlane.vipInterface", h.ClusterAddress())
 	}
 	return iface, nil
 }
 
 func (p *vipPhase) desired(ctx context.Context, h *host.Host) (Desired, error) {
-	if h.Facts == nil { // the step runs on control planes a join did not gather facts of
-		if _, err := h.GatherFacts(ctx); err != nil {
-			return Desired{}, err
-		}
+	// The step runs on control planes a join did not gather facts of too.
+	facts, err := h.Facts(ctx)
+	if err != nil {
+		return Desired{}, err
 	}
 	c := p.env.Cluster
 	cp := c.Spec.ControlPlane
@@ -78,7 +79,7 @@ func (p *vipPhase) desired(ctx context.Context, h *host.Host) (Desired, error) {
 	if err != nil {
 		return Desired{}, fmt.Errorf("spec.controlPlane.vip: %w", err)
 	}
-	iface, err := vipInterface(h, cp)
+	iface, err := vipInterface(h.Spec, facts, cp)
 	if err != nil {
 		return Desired{}, err
 	}
@@ -156,9 +157,75 @@ func (p *vipPhase) Run(ctx context.Context, h *host.Host) error {
 	}
 	// Some control plane holds the VIP and serves the API through it.
 	cp := p.env.Cluster.Spec.ControlPlane
-	probe := fmt.Sprintf("curl --silent --fail --max-time 2 --cacert %s --output /dev/null %s", pki("ca.crt"), host.Quote("https://"+cp.Endpoint+"/readyz"))
-	if err := waitFor(ctx, 90*time.Second, func() (bool, error) { return h.Check(ctx, probe) }); err != nil {
+	if err := wait.For(ctx, 90*time.Second, func() (bool, error) { return true, p.env.Client.EndpointReady(ctx, h) }); err != nil {
 		return fmt.Errorf("the API does not answer at the VIP (%s): %w (see journalctl -u keepalived on the control planes)", cp.Endpoint, err)
 	}
 	return nil
+}
+
+// Giving the VIP away without a gap, for a control plane whose API server
+// or etcd is about to restart (a renewal, a removal, an upgrade).
+
+// holdsVIP reports whether h has the VIP on an interface.
+func holdsVIP(ctx context.Context, h *host.Host, vip string) (bool, error) {
+	out, err := h.Run(ctx, "ip -o addr show")
+	return strings.Contains(out, " "+vip+"/"), err
+}
+
+// vipAnswers: some control plane holds the VIP and serves the API there,
+// as seen from h.
+func vipAnswers(ctx context.Context, env *Env, h *host.Host) (bool, error) {
+	return env.Client.EndpointReady(ctx, h) == nil, nil
+}
+
+// drainVIP puts h in maintenance: its VRRP priority drops below its peers',
+// so a healthy one takes the VIP before h lets it go. It returns false when
+// there is no VIP, or no other control plane to hold it.
+func drainVIP(ctx context.Context, env *Env, h *host.Host) (bool, error) {
+	cp := env.Cluster.Spec.ControlPlane
+	if cp.VIP == "" || len(env.Cluster.HostsWith(config.RoleControlPlane)) < 2 {
+		return false, nil
+	}
+	// keepalived must know the maintenance check (a cluster made by an
+	// older kubeforge): bring its configuration up to date first.
+	if err := (&vipPhase{env: env}).Run(ctx, h); err != nil {
+		return false, err
+	}
+	if err := moveVIPOff(ctx, env, h, h); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// moveVIPOff puts h in maintenance and waits until it no longer holds the
+// VIP and the API answers through the VIP, asked from probe. On failure
+// the maintenance ends again.
+func moveVIPOff(ctx context.Context, env *Env, h, probe *host.Host) error {
+	vip := env.Cluster.Spec.ControlPlane.VIP
+	if _, err := h.Run(ctx, "touch "+MaintenanceFlag); err != nil {
+		return err
+	}
+	err := wait.For(ctx, 30*time.Second, func() (bool, error) {
+		held, err := holdsVIP(ctx, h, vip)
+		if err != nil || held {
+			return false, err
+		}
+		return vipAnswers(ctx, env, probe)
+	})
+	if err != nil {
+		_, _ = h.Run(context.WithoutCancel(ctx), "rm -f "+MaintenanceFlag)
+		return fmt.Errorf("no other control plane took the VIP %s: %w (see journalctl -u keepalived)", vip, err)
+	}
+	return nil
+}
+
+// undrainVIP ends h's maintenance: it may hold the VIP again (and, having
+// the highest priority, takes it back, make before break).
+func undrainVIP(ctx context.Context, env *Env, h *host.Host) error {
+	if _, err := h.Run(ctx, "rm -f "+MaintenanceFlag); err != nil {
+		return err
+	}
+	// Its checks pass twice a second apart before keepalived counts it.
+	time.Sleep(3 * time.Second)
+	return wait.For(ctx, time.Minute, func() (bool, error) { return vipAnswers(ctx, env, h) })
 }

@@ -84,8 +84,29 @@ func (h *Host) GatherFacts(ctx context.Context) (*Facts, error) {
 	if err != nil {
 		return nil, h.Errorf("facts: %w", err)
 	}
-	h.Facts = f
+	h.SetFacts(f)
 	return f, nil
+}
+
+// Facts are the host's facts, gathered on first use and kept for the
+// connection's life (GatherFacts reads them again). A failed read is not
+// kept: the next call tries again.
+func (h *Host) Facts(ctx context.Context) (*Facts, error) {
+	h.factsMu.Lock()
+	f := h.facts
+	h.factsMu.Unlock()
+	if f != nil {
+		return f, nil
+	}
+	return h.GatherFacts(ctx)
+}
+
+// SetFacts records facts observed another way (a test, a machine that
+// describes itself).
+func (h *Host) SetFacts(f *Facts) {
+	h.factsMu.Lock()
+	h.facts = f
+	h.factsMu.Unlock()
 }
 
 func parseFacts(out string) (*Facts, error) {

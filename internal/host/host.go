@@ -15,6 +15,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kubeforge/kubeforge/internal/atomicfile"
@@ -25,8 +26,9 @@ import (
 type Host struct {
 	// Spec is the host as the cluster file describes it.
 	Spec *config.Host
-	// Facts are what was observed on it (nil until gathered).
-	Facts *Facts
+	// facts are what was observed on it, gathered once (Facts).
+	facts   *Facts
+	factsMu sync.Mutex
 
 	// Log receives every command run, at debug level.
 	Log *slog.Logger

@@ -230,7 +230,7 @@ func TestMissingPackagesOnThisMachine(t *testing.T) {
 		t.Skip("this machine has no dpkg (the apt registry entry needs it)")
 	}
 	h := New(&config.Host{Name: "local", Local: true}, localTransport{})
-	h.Facts = &Facts{PackageManager: "apt"}
+	h.SetFacts(&Facts{PackageManager: "apt"})
 	missing, err := h.MissingPackages(context.Background(), "dpkg", "kubeforge-no-such-package", "coreutils")
 	if err != nil || len(missing) != 1 || missing[0] != "kubeforge-no-such-package" {
 		t.Fatalf("missing %v, %v", missing, err)

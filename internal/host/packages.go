@@ -78,7 +78,7 @@ func (f *Facts) Supported() bool {
 // MissingPackages returns the packages that are not installed, asked in
 // one round trip.
 func (h *Host) MissingPackages(ctx context.Context, pkgs ...string) ([]string, error) {
-	pm, err := h.packageManager()
+	pm, err := h.packageManager(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -93,11 +93,12 @@ func (h *Host) MissingPackages(ctx context.Context, pkgs ...string) ([]string, e
 	return strings.Fields(out), nil
 }
 
-func (h *Host) packageManager() (PackageManager, error) {
-	if h.Facts == nil {
-		return nil, h.Errorf("facts not gathered")
+func (h *Host) packageManager(ctx context.Context) (PackageManager, error) {
+	f, err := h.Facts(ctx)
+	if err != nil {
+		return nil, err
 	}
-	pm, err := h.Facts.PackageManagerFor()
+	pm, err := f.PackageManagerFor()
 	if err != nil {
 		return nil, h.Errorf("%w", err)
 	}
@@ -111,7 +112,7 @@ func (h *Host) EnsurePackages(ctx context.Context, pkgs ...string) ([]string, er
 	if err != nil || len(missing) == 0 {
 		return nil, err
 	}
-	pm, err := h.packageManager()
+	pm, err := h.packageManager(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -8,11 +8,13 @@ package host
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"syscall"
 
 	"github.com/kubeforge/kubeforge/internal/ssh"
 )
@@ -125,8 +127,16 @@ func (localTransport) Run(ctx context.Context, cmd string, stdin io.Reader) (ssh
 
 func (localTransport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	var d net.Dialer
-	return d.DialContext(ctx, "tcp", addr)
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return nil, fmt.Errorf("%s: %w", addr, ErrNotListening)
+	}
+	return conn, err
 }
+
+// ErrNotListening: nothing accepts connections at the address a Dial
+// asked for, as seen from the host.
+var ErrNotListening = ssh.ErrNotListening
 
 func (localTransport) Get(_ context.Context, path string, w io.Writer) error {
 	f, err := os.Open(path)

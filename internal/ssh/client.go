@@ -305,7 +305,9 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, 
 
 // Dial opens a TCP connection from the host, through the SSH connection
 // (sshd's direct-tcpip): what a port on the host's loopback answers,
-// without that port being reachable from here.
+// without that port being reachable from here. When sshd does not forward
+// (AllowTcpForwarding no), a relay command on the host carries the
+// connection instead. Nothing listening there is ErrNotListening.
 func (c *Client) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	type result struct {
 		conn net.Conn
@@ -318,7 +320,14 @@ func (c *Client) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	}()
 	select {
 	case r := <-done:
-		return r.conn, r.err
+		if r.err == nil {
+			return r.conn, nil
+		}
+		err := dialError(addr, r.err)
+		if errors.Is(err, errForwardingOff) {
+			return c.dialThroughCommand(ctx, addr)
+		}
+		return nil, err
 	case <-ctx.Done():
 		go func() {
 			if r := <-done; r.conn != nil {

@@ -1,18 +1,23 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kubeforge/kubeforge/certs"
 	"github.com/kubeforge/kubeforge/internal/config"
+	"github.com/kubeforge/kubeforge/internal/statedir"
+	"github.com/kubeforge/kubeforge/phases"
 )
 
 // NewCmdCerts builds `kubeforge certs`.
@@ -82,7 +87,7 @@ func runCertsGenerate(deps *Deps, opts *CertsGenerateOptions) error {
 		return err
 	}
 	start := time.Now()
-	results, err := certs.Generate(spec, certs.Dir(dir), certs.Options{})
+	results, err := certs.Generate(spec, dir.PKI(), certs.Options{})
 	printResults(deps, results)
 	if err != nil {
 		return err
@@ -107,7 +112,7 @@ func printResults(deps *Deps, results []certs.Result) {
 // pkiTarget resolves the PKI directory a certs command works on: --dir,
 // else --state-dir, else the state directory of the cluster file. It
 // returns the cluster too when a file is given.
-func pkiTarget(deps *Deps, dir, file string) (string, *config.Cluster, error) {
+func pkiTarget(deps *Deps, dir, file string) (statedir.Dir, *config.Cluster, error) {
 	var c *config.Cluster
 	if file != "" {
 		var err error
@@ -117,7 +122,7 @@ func pkiTarget(deps *Deps, dir, file string) (string, *config.Cluster, error) {
 	}
 	switch {
 	case dir != "":
-		return dir, c, nil
+		return statedir.Dir(dir), c, nil
 	case c != nil:
 		d, err := stateDir(deps, c.Metadata.Name)
 		return d, c, err
@@ -130,19 +135,21 @@ func pkiTarget(deps *Deps, dir, file string) (string, *config.Cluster, error) {
 
 // CertsCheckOptions are the options of `certs check-expiration`.
 type CertsCheckOptions struct {
-	File       string
 	Dir        string
 	Output     string
 	WarnWithin time.Duration
 }
 
 // NewCmdCertsCheckExpiration builds `certs check-expiration`.
-func NewCmdCertsCheckExpiration(deps *Deps, runF func(*CertsCheckOptions) error) *cobra.Command {
-	opts := &CertsCheckOptions{}
-	cmd := &cobra.Command{
-		Use:   "check-expiration (-f CLUSTER_FILE | --dir DIR)",
-		Short: "Show when every certificate expires; exit 1 if one has expired or expires soon",
-		Long: `With -f, read every node of the cluster over SSH: the PKI files, the client certificate in
+func NewCmdCertsCheckExpiration(deps *Deps, runF func(*ActionOptions, []string) error) *cobra.Command {
+	opts := &CertsCheckOptions{WarnWithin: 30 * 24 * time.Hour}
+	var ao *ActionOptions
+	found := map[string][]certs.HostCert{}
+	return newActionCmd(deps, action{
+		playbook: "certs-check",
+		use:      "check-expiration (-f CLUSTER_FILE | --dir DIR)",
+		short:    "Show when every certificate expires; exit 1 if one has expired or expires soon",
+		long: `With -f, read every node of the cluster over SSH: the PKI files, the client certificate in
 every kubeconfig, the kubelet's client and serving certificates, etcd's, and the CAs
 (certificates only: no private key leaves a host); plus the admin machine's admin.conf
 and the kubelet certificate requests nobody approved yet. One row per node and
@@ -155,30 +162,45 @@ directory, or a copy).
 The exit code is 1 when any certificate has expired, expires within --warn-within, or
 cannot be read, or a node cannot be reached, so this can run from cron or a monitoring
 check.`,
-		Example: `  kubeforge certs check-expiration -f cluster.yaml
+		example: `  kubeforge certs check-expiration -f cluster.yaml
   kubeforge certs check-expiration -f cluster.yaml -o json --warn-within 60d
   kubeforge certs check-expiration --dir ~/.kubeforge/prod -o json
   kubeforge certs check-expiration --dir DIR --warn-within 60d || mail -s "renew certificates" ops`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		flags: func(f *pflag.FlagSet) {
+			f.StringVar(&opts.Dir, "dir", "", "a PKI directory on this machine to check instead")
+			f.StringVarP(&opts.Output, "output", "o", "table", "output format: table or json")
+			f.Var(durationFlag{&opts.WarnWithin}, "warn-within", "warn about certificates that expire within this time (e.g. 30d, 72h)")
+		},
+		check: func(a *ActionOptions, _ []string) error {
+			ao = a
 			if opts.Output != "" && opts.Output != "table" && opts.Output != "json" {
 				return usageError{fmt.Errorf("--output %q: use table or json", opts.Output)}
 			}
-			if runF != nil {
-				return runF(opts)
-			}
-			if opts.File != "" && opts.Dir == "" {
-				return runCertsCheckCluster(cmd.Context(), deps, opts)
-			}
-			return runCertsCheck(deps, opts)
+			return nil
 		},
-	}
-	cmd.Flags().StringVarP(&opts.File, clusterFileFlag, "f", "", "cluster file: check every node over SSH")
-	cmd.Flags().StringVar(&opts.Dir, "dir", "", "a PKI directory on this machine to check instead")
-	cmd.Flags().StringVarP(&opts.Output, "output", "o", "table", "output format: table or json")
-	cmd.Flags().Var(durationFlag{&opts.WarnWithin}, "warn-within", "warn about certificates that expire within this time (e.g. 30d, 72h)")
-	opts.WarnWithin = 30 * 24 * time.Hour
-	return cmd
+		isLocal: func(a *ActionOptions) bool { return a.File == "" || opts.Dir != "" },
+		local:   func(context.Context, []string) error { return runCertsCheck(deps, opts, ao.File) },
+		// With -o json, progress goes to stderr: stdout is the report.
+		progress: func(deps *Deps) io.Writer {
+			if opts.Output == "json" {
+				return deps.IO.ErrOut
+			}
+			return deps.IO.Out
+		},
+		setup: func(_ context.Context, _ *Deps, run *actionRun) error {
+			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
+				"certs-inventory": func(env *phases.Env) phases.Phase {
+					return phases.NewCertInventory(env, func(node string, hc []certs.HostCert) { found[node] = hc })
+				},
+			})
+			return nil
+		},
+		afterOnFailure: true,
+		after: func(ctx context.Context, _ *Deps, run *actionRun) error {
+			pending, pendingErr := phases.PendingCSRs(ctx, run.Env)
+			return reportClusterCerts(deps, opts, run, found, pending, pendingErr)
+		},
+	}, runF)
 }
 
 // expiryProblem is the error check-expiration returns after printing its
@@ -188,13 +210,13 @@ type expiryProblem struct{ summary string }
 func (e *expiryProblem) Error() string { return e.summary }
 func (e *expiryProblem) ExitCode() int { return ExitFailure }
 
-func runCertsCheck(deps *Deps, opts *CertsCheckOptions) error {
-	dir, _, err := pkiTarget(deps, opts.Dir, opts.File)
+func runCertsCheck(deps *Deps, opts *CertsCheckOptions, file string) error {
+	dir, _, err := pkiTarget(deps, opts.Dir, file)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
-	entries, err := certs.Check(certs.Dir(dir), now)
+	entries, err := certs.Check(dir.PKI(), now)
 	if err != nil {
 		return err
 	}
@@ -228,7 +250,7 @@ func runCertsCheck(deps *Deps, opts *CertsCheckOptions) error {
 			Dir          string `json:"dir"`
 			WarnWithin   string `json:"warnWithin"`
 			Certificates []row  `json:"certificates"`
-		}{Dir: dir, WarnWithin: opts.WarnWithin.String()}
+		}{Dir: dir.Path(), WarnWithin: opts.WarnWithin.String()}
 		for i, e := range entries {
 			r := row{Expiry: e, Status: status[i]}
 			if e.Error == "" {
@@ -280,21 +302,22 @@ func expiryCounts(expired, soon, broken int, within time.Duration) string {
 // CertsRenewOptions are the options of `certs renew`.
 type CertsRenewOptions struct {
 	Names        []string
-	File         string
 	Dir          string
-	DryRun       bool
-	Concurrency  int
 	InstallTimer bool
 	RemoveTimer  bool
 }
 
 // NewCmdCertsRenew builds `certs renew`.
-func NewCmdCertsRenew(deps *Deps, runF func(*CertsRenewOptions) error) *cobra.Command {
+func NewCmdCertsRenew(deps *Deps, runF func(*ActionOptions, []string) error) *cobra.Command {
 	opts := &CertsRenewOptions{}
-	cmd := &cobra.Command{
-		Use:   "renew all|NAME... (-f CLUSTER_FILE | --dir DIR)",
-		Short: "Renew certificates on every node, one control plane at a time, without downtime",
-		Long: `Issue each named certificate again, signed by the existing CA, with the subject, names
+	r := &certsRenewRun{opts: opts}
+	var ao *ActionOptions
+	return newActionCmd(deps, action{
+		playbook: "renew",
+		choose:   r.choose,
+		use:      "renew all|NAME... (-f CLUSTER_FILE | --dir DIR)",
+		short:    "Renew certificates on every node, one control plane at a time, without downtime",
+		long: `Issue each named certificate again, signed by the existing CA, with the subject, names
 and usages of the current certificate (plus any names the cluster file adds) and a
 new key. CAs are never renewed here.
 
@@ -326,47 +349,42 @@ front-proxy CA keys there. --remove-timer removes it all.
 With --dir, renew the files of a PKI directory on this machine only.
 
 Names: all, ` + strings.Join(certs.LeafNames(), ", "),
-		Example: `  kubeforge certs renew all -f cluster.yaml
+		example: `  kubeforge certs renew all -f cluster.yaml
   kubeforge certs renew all -f cluster.yaml --dry-run
   kubeforge certs renew admin.conf -f cluster.yaml
   kubeforge certs renew --install-timer -f cluster.yaml
   kubeforge certs renew apiserver admin.conf --dir ~/.kubeforge/prod`,
-		Args: func(cmd *cobra.Command, args []string) error {
+		args: cobra.ArbitraryArgs,
+		flags: func(f *pflag.FlagSet) {
+			f.StringVar(&opts.Dir, "dir", "", "a PKI directory on this machine to renew instead")
+			f.BoolVar(&opts.InstallTimer, "install-timer", false, "with -f: install a daily timer on every control plane that renews its certificates when less than 30 days remain")
+			f.BoolVar(&opts.RemoveTimer, "remove-timer", false, "with -f: remove that timer")
+		},
+		check: func(a *ActionOptions, args []string) error {
+			ao, opts.Names = a, args
 			timer := opts.InstallTimer || opts.RemoveTimer
 			switch {
 			case opts.InstallTimer && opts.RemoveTimer:
 				return usageError{errors.New("--install-timer or --remove-timer, not both")}
-			case timer && (len(args) > 0 || opts.File == "" || opts.Dir != ""):
+			case timer && (len(args) > 0 || a.File == "" || opts.Dir != ""):
 				return usageError{errors.New("--install-timer and --remove-timer take -f CLUSTER_FILE and no certificate names")}
 			case !timer && len(args) == 0:
 				return usageError{fmt.Errorf("name what to renew: all, or certificate names")}
+			case !timer:
+				return checkRenewNames(opts.Names)
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Names = args
-			if runF != nil {
-				return runF(opts)
-			}
-			if opts.InstallTimer || opts.RemoveTimer {
-				return runRenewTimer(cmd.Context(), deps, opts)
-			}
-			if err := checkRenewNames(opts.Names); err != nil {
-				return err
-			}
-			if opts.File != "" && opts.Dir == "" {
-				return runCertsRenewCluster(cmd.Context(), deps, opts)
-			}
-			return runCertsRenew(deps, opts)
-		},
-	}
-	cmd.Flags().StringVarP(&opts.File, clusterFileFlag, "f", "", "cluster file: renew on every node (with --dir: the names and validity it sets)")
-	cmd.Flags().StringVar(&opts.Dir, "dir", "", "a PKI directory on this machine to renew instead")
-	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "with -f: print what would change on each host, and change nothing")
-	cmd.Flags().IntVar(&opts.Concurrency, "parallel", 10, "with -f: hosts worked on at once (control planes are always one at a time)")
-	cmd.Flags().BoolVar(&opts.InstallTimer, "install-timer", false, "with -f: install a daily timer on every control plane that renews its certificates when less than 30 days remain")
-	cmd.Flags().BoolVar(&opts.RemoveTimer, "remove-timer", false, "with -f: remove that timer")
-	return cmd
+		isLocal: func(a *ActionOptions) bool { return a.File == "" || opts.Dir != "" },
+		local:   func(context.Context, []string) error { return runCertsRenew(deps, opts, ao.File) },
+		bundle:  bundleIfThere,
+		setup:   r.setup,
+		after:   r.after,
+		// The note on the hosts' backups, and what to do next, also after
+		// a failure.
+		afterOnFailure: true,
+		reports:        true,
+	}, runF)
 }
 
 // checkRenewNames refuses unknown names (a usage error, with a
@@ -388,8 +406,8 @@ func checkRenewNames(names []string) error {
 	return nil
 }
 
-func runCertsRenew(deps *Deps, opts *CertsRenewOptions) error {
-	dir, c, err := pkiTarget(deps, opts.Dir, opts.File)
+func runCertsRenew(deps *Deps, opts *CertsRenewOptions, file string) error {
+	dir, c, err := pkiTarget(deps, opts.Dir, file)
 	if err != nil {
 		return err
 	}
@@ -401,7 +419,7 @@ func runCertsRenew(deps *Deps, opts *CertsRenewOptions) error {
 		}
 		ro.Spec = &spec
 	}
-	backup, results, err := certs.Renew(certs.Dir(dir), opts.Names, ro)
+	backup, results, err := certs.Renew(dir.PKI(), opts.Names, ro)
 	if backup != "" {
 		fmt.Fprintf(deps.IO.Out, "backup of the previous files: %s\n", backup)
 	}

@@ -1,53 +1,15 @@
 package app
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"sort"
 	"text/tabwriter"
 	"time"
 
 	"github.com/kubeforge/kubeforge/certs"
-	"github.com/kubeforge/kubeforge/phases"
-	"github.com/kubeforge/kubeforge/playbooks"
+	"github.com/kubeforge/kubeforge/internal/cluster"
 )
-
-// runCertsCheckCluster is `certs check-expiration -f`: every node's
-// certificates over SSH, the admin machine's kubeconfigs, and the kubelet
-// requests waiting for approval.
-func runCertsCheckCluster(ctx context.Context, deps *Deps, opts *CertsCheckOptions) error {
-	pb, err := playbooks.Load("certs-check")
-	if err != nil {
-		return err
-	}
-	found := map[string][]certs.HostCert{}
-	var pending []phases.CSR
-	var pendingErr error
-	// With -o json, progress goes to stderr: stdout is the report.
-	runDeps := *deps
-	if opts.Output == "json" {
-		runDeps.IO.Out = deps.IO.ErrOut
-	}
-	a := action{
-		playbook: "certs-check",
-		setup: func(_ context.Context, _ *Deps, run *actionRun, _ *ActionOptions) error {
-			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
-				"certs-inventory": func(env *phases.Env) phases.Phase {
-					return phases.NewCertInventory(env, func(node string, hc []certs.HostCert) { found[node] = hc })
-				},
-			})
-			return nil
-		},
-		afterOnFailure: true,
-		after: func(ctx context.Context, _ *Deps, run *actionRun) error {
-			pending, pendingErr = phases.PendingCSRs(ctx, run.Env)
-			return reportClusterCerts(deps, opts, run, found, pending, pendingErr)
-		},
-	}
-	return runAction(ctx, &runDeps, a, pb, &ActionOptions{File: opts.File, Concurrency: 10})
-}
 
 // certStatus is a row's verdict.
 func certStatus(c certs.HostCert, warn time.Duration) string {
@@ -63,7 +25,7 @@ func certStatus(c certs.HostCert, warn time.Duration) string {
 }
 
 func reportClusterCerts(deps *Deps, opts *CertsCheckOptions, run *actionRun, found map[string][]certs.HostCert,
-	pending []phases.CSR, pendingErr error) error {
+	pending []cluster.CSR, pendingErr error) error {
 	var rows []certs.HostCert
 	var unreachable []string
 	for _, h := range run.Cluster.Spec.Hosts {
@@ -83,10 +45,10 @@ func reportClusterCerts(deps *Deps, opts *CertsCheckOptions, run *actionRun, fou
 	}
 	// The admin machine's own credentials: kubectl and kubeforge use them.
 	now := time.Now()
-	if entries, err := certs.Check(certs.Dir(run.Env.StateDir), now); err == nil {
+	if entries, err := certs.Check(run.Env.StateDir.PKI(), now); err == nil {
 		for _, e := range entries {
 			if e.Path == certs.AdminConf || e.Path == certs.SuperAdminConf {
-				rows = append(rows, certs.HostCert{Node: "(admin machine)", Name: e.Name, Path: filepath.Join(run.Env.StateDir, e.Path),
+				rows = append(rows, certs.HostCert{Node: "(admin machine)", Name: e.Name, Path: run.Env.StateDir.File(e.Path),
 					Subject: e.Subject, NotAfter: e.NotAfter, Residual: e.Residual, CA: e.CA, RotatedBy: certs.RotatedByKubeforge, Error: e.Error})
 			}
 		}
@@ -109,11 +71,11 @@ func reportClusterCerts(deps *Deps, opts *CertsCheckOptions, run *actionRun, fou
 			Status       string `json:"status"`
 		}
 		report := struct {
-			Cluster     string       `json:"cluster"`
-			WarnWithin  string       `json:"warnWithin"`
-			Certs       []row        `json:"certificates"`
-			PendingCSRs []phases.CSR `json:"pendingCSRs"`
-			Unreachable []string     `json:"unreachable,omitempty"`
+			Cluster     string        `json:"cluster"`
+			WarnWithin  string        `json:"warnWithin"`
+			Certs       []row         `json:"certificates"`
+			PendingCSRs []cluster.CSR `json:"pendingCSRs"`
+			Unreachable []string      `json:"unreachable,omitempty"`
 		}{Cluster: run.Cluster.Metadata.Name, WarnWithin: opts.WarnWithin.String(), PendingCSRs: pending, Unreachable: unreachable}
 		for _, r := range rows {
 			x := row{HostCert: r, Status: certStatus(r, opts.WarnWithin)}
@@ -123,7 +85,7 @@ func reportClusterCerts(deps *Deps, opts *CertsCheckOptions, run *actionRun, fou
 			report.Certs = append(report.Certs, x)
 		}
 		if report.PendingCSRs == nil {
-			report.PendingCSRs = []phases.CSR{}
+			report.PendingCSRs = []cluster.CSR{}
 		}
 		enc := json.NewEncoder(deps.IO.Out)
 		enc.SetIndent("", "  ")
@@ -162,5 +124,5 @@ func reportClusterCerts(deps *Deps, opts *CertsCheckOptions, run *actionRun, fou
 		return nil
 	}
 	return &expiryProblem{summary: fmt.Sprintf("cluster %s: %s; renew with 'kubeforge certs renew all -f %s'",
-		run.Cluster.Metadata.Name, expiryCounts(expired, soon, broken, opts.WarnWithin), opts.File)}
+		run.Cluster.Metadata.Name, expiryCounts(expired, soon, broken, opts.WarnWithin), run.File)}
 }

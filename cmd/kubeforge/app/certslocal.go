@@ -4,63 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
-	coordinationv1 "k8s.io/api/coordination/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kubeforge/kubeforge/certs"
+	"github.com/kubeforge/kubeforge/internal/cluster"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
+	"github.com/kubeforge/kubeforge/internal/statedir"
 	"github.com/kubeforge/kubeforge/phases"
-	"github.com/kubeforge/kubeforge/playbooks"
 )
-
-// runRenewTimer installs or removes the renewal timer on every control
-// plane (`certs renew --install-timer|--remove-timer -f FILE`).
-func runRenewTimer(ctx context.Context, deps *Deps, opts *CertsRenewOptions) error {
-	binary := ""
-	if opts.InstallTimer {
-		exe, err := os.Executable()
-		if err != nil {
-			return fmt.Errorf("find this kubeforge binary to install it: %w", err)
-		}
-		binary = exe
-	}
-	pb, err := playbooks.Load("renew-timer")
-	if err != nil {
-		return err
-	}
-	a := action{
-		playbook: "renew-timer",
-		setup: func(_ context.Context, _ *Deps, run *actionRun, _ *ActionOptions) error {
-			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
-				"renew-timer": func(env *phases.Env) phases.Phase { return phases.NewRenewTimer(env, binary) },
-			})
-			return nil
-		},
-		after: func(_ context.Context, deps *Deps, run *actionRun) error {
-			if run.Env.DryRun {
-				return nil
-			}
-			if binary == "" {
-				fmt.Fprintln(deps.IO.Out, "\nThe renewal timer is gone from every control plane.")
-				return nil
-			}
-			fmt.Fprintf(deps.IO.Out, "\nEvery control plane now checks its certificates daily (systemctl list-timers %s.timer) and renews\n"+
-				"them when less than %s remain, one control plane at a time; journalctl -u %s says what it did.\n"+
-				"Each control plane now holds the etcd and front-proxy CA keys, as kubeadm's do.\n",
-				phases.TimerUnit, humanDuration(phases.DefaultRenewWindow), phases.TimerUnit)
-			return nil
-		},
-	}
-	return runAction(ctx, deps, a, pb, &ActionOptions{File: opts.File, DryRun: opts.DryRun, Concurrency: opts.Concurrency})
-}
 
 // RenewLocalOptions are the flags of `certs renew-local`.
 type RenewLocalOptions struct {
@@ -108,12 +61,28 @@ func runRenewLocal(ctx context.Context, deps *Deps, opts *RenewLocalOptions) err
 		return err
 	}
 	defer h.Close()
-	env := &phases.Env{Cluster: c, Log: deps.Log, Out: deps.IO.Out}
-	release, err := renewLock(ctx, deps, opts.Node)
-	if err != nil {
+	// This control plane asks its own API server and etcd member, as the
+	// super-admin whose files it holds.
+	local := statedir.Dir(phases.KubernetesDir)
+	ca, cert, key := local.Etcd()
+	pool := phases.NewPool(func(context.Context, *config.Host) (*host.Host, error) { return h, nil })
+	defer pool.Close()
+	env := &phases.Env{Cluster: c, StateDir: local, Log: deps.Log, Out: deps.IO.Out, Connect: pool.Get}
+	env.Client = pool.Client(cluster.Options{Cluster: c, Through: self, Kubeconfig: local.SuperAdminConf(), Admin: true,
+		CACert: local.CACert(), EtcdCA: ca, EtcdCert: cert, EtcdKey: key, Log: deps.Log})
+	release, err := env.Client.Lock(ctx, renewLockName, opts.Node, renewLockTTL, func(holder string, err error) {
+		fmt.Fprintf(deps.IO.Out, "waiting for kube-system/%s (held by %s)\n", renewLockName, holder)
+	})
+	switch {
+	case errors.Is(err, cluster.ErrUnreachable), errors.Is(err, cluster.ErrUnavailable):
+		// The API does not answer (its certificates expired, say): there is
+		// nobody to take turns with.
+		fmt.Fprintf(deps.IO.Out, "warning: the API does not answer (%v): renewing without the lock\n", err)
+	case err != nil:
 		return err
+	default:
+		defer release()
 	}
-	defer release()
 	res, err := phases.RenewLocal(ctx, env, h, opts.Within)
 	out := deps.IO.Out
 	for _, r := range res.Renewed {
@@ -143,59 +112,3 @@ const (
 	renewLockName = "kubeforge-certs-renew"
 	renewLockTTL  = 15 * time.Minute
 )
-
-// renewLock takes the Lease, waiting for another control plane's renewal
-// to finish. When the API cannot be reached (its certificates expired, say)
-// there is nobody to coordinate with: it goes on without the lock.
-func renewLock(ctx context.Context, deps *Deps, node string) (func(), error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", phases.KubernetesDir+"/"+certs.SuperAdminConf)
-	if err != nil {
-		return func() {}, err
-	}
-	cfg.Timeout = 10 * time.Second
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return func() {}, err
-	}
-	leases := client.CoordinationV1().Leases(metav1.NamespaceSystem)
-	ttl := int32(renewLockTTL / time.Second)
-	deadline := time.Now().Add(renewLockTTL + time.Minute)
-	for {
-		now := metav1.NewMicroTime(time.Now())
-		l, err := leases.Get(ctx, renewLockName, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			_, err = leases.Create(ctx, &coordinationv1.Lease{
-				ObjectMeta: metav1.ObjectMeta{Name: renewLockName},
-				Spec:       coordinationv1.LeaseSpec{HolderIdentity: &node, LeaseDurationSeconds: &ttl, AcquireTime: &now, RenewTime: &now},
-			}, metav1.CreateOptions{})
-		case err != nil:
-			fmt.Fprintf(deps.IO.Out, "warning: the API does not answer (%v): renewing without the lock\n", err)
-			return func() {}, nil
-		case l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" || *l.Spec.HolderIdentity == node ||
-			l.Spec.RenewTime == nil || time.Since(l.Spec.RenewTime.Time) > renewLockTTL:
-			l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.AcquireTime, l.Spec.RenewTime = &node, &ttl, &now, &now
-			_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
-		default:
-			err = fmt.Errorf("held by %s", *l.Spec.HolderIdentity)
-		}
-		if err == nil {
-			return func() {
-				if l, err := leases.Get(context.WithoutCancel(ctx), renewLockName, metav1.GetOptions{}); err == nil && l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity == node {
-					empty := ""
-					l.Spec.HolderIdentity = &empty
-					_, _ = leases.Update(context.WithoutCancel(ctx), l, metav1.UpdateOptions{})
-				}
-			}, nil
-		}
-		if time.Now().After(deadline) {
-			return func() {}, fmt.Errorf("another control plane's renewal holds kube-system/%s: %w", renewLockName, err)
-		}
-		fmt.Fprintf(deps.IO.Out, "waiting for kube-system/%s (%v)\n", renewLockName, err)
-		select {
-		case <-ctx.Done():
-			return func() {}, ctx.Err()
-		case <-time.After(10 * time.Second):
-		}
-	}
-}

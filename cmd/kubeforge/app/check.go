@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/kubeforge/kubeforge/internal/host"
 	"github.com/spf13/cobra"
 )
 
 // NewCmdCheck builds `kubeforge check`.
-func NewCmdCheck(deps *Deps, runF func(*ActionOptions) error) *cobra.Command {
+func NewCmdCheck(deps *Deps, runF func(*ActionOptions, []string) error) *cobra.Command {
 	return newActionCmd(deps, action{
 		playbook: "check",
 		use:      "check -f CLUSTER_FILE",
@@ -26,18 +27,21 @@ the hosts.`,
 	}, runF)
 }
 
-func printFacts(_ context.Context, deps *Deps, run *actionRun) error {
+func printFacts(ctx context.Context, deps *Deps, run *actionRun) error {
 	hosts := run.Pool.Connected()
 	tw := tabwriter.NewWriter(deps.IO.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tADDRESS\tOS\tARCH\tKERNEL\tINIT\tCGROUP\tMEMORY\tCPUS\tPACKAGES\tCONTAINERD\tKEEPALIVED")
 	for i := range run.Cluster.Spec.Hosts {
 		spec := &run.Cluster.Spec.Hosts[i]
 		h, ok := hosts[spec.Name]
-		if !ok || h.Facts == nil {
+		var f *host.Facts
+		if ok {
+			f, _ = h.Facts(context.WithoutCancel(ctx)) // gathered by the facts step, or not at all
+		}
+		if f == nil {
 			fmt.Fprintf(tw, "%s\t%s\t(no facts: see the error below)\n", spec.Name, spec.Address)
 			continue
 		}
-		f := h.Facts
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\tv%d\t%.1f GiB\t%d\t%s\t%s\t%s\n", spec.Name, spec.Address, f.OSPretty, f.Arch,
 			f.Kernel, f.InitSystem, f.CgroupVersion, float64(f.MemoryBytes)/(1<<30), f.CPUs, f.PackageManager,
 			orNone(f.Containerd), orNone(f.Keepalived))

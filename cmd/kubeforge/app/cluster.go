@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/kubeforge/kubeforge/internal/config"
+	"github.com/kubeforge/kubeforge/internal/statedir"
 )
 
 // clusterFileFlag is the flag every command that reads a cluster file has.
@@ -66,15 +67,16 @@ func expandPath(p, base, home string) string {
 
 // stateDir is where kubeforge keeps a cluster's PKI, known_hosts,
 // admin.conf and logs: --state-dir, else ~/.kubeforge/<cluster name>.
-func stateDir(deps *Deps, clusterName string) (string, error) {
+func stateDir(deps *Deps, clusterName string) (statedir.Dir, error) {
 	if deps.Global.StateDir != "" {
-		return filepath.Abs(deps.Global.StateDir)
+		abs, err := filepath.Abs(deps.Global.StateDir)
+		return statedir.Dir(abs), err
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
 		return "", fmt.Errorf("no home directory for the state directory: pass --state-dir: %w", err)
 	}
-	return filepath.Join(home, ".kubeforge", clusterName), nil
+	return statedir.Dir(filepath.Join(home, ".kubeforge", clusterName)), nil
 }
 
 // checkLocal checks what can be checked on this machine before any host

@@ -12,18 +12,17 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
+	"github.com/kubeforge/kubeforge/internal/statedir"
 	"github.com/kubeforge/kubeforge/phases"
-	"github.com/kubeforge/kubeforge/playbooks"
 )
 
-// SnapshotOptions are the flags of `kubeforge etcd snapshot`.
+// SnapshotOptions are the own flags of `kubeforge etcd snapshot`.
 type SnapshotOptions struct {
-	File         string
 	Output       string
 	Yes          bool
-	DryRun       bool
 	InstallTimer bool
 	RemoveTimer  bool
 	Keep         int
@@ -32,7 +31,6 @@ type SnapshotOptions struct {
 
 // NewCmdEtcd builds `kubeforge etcd`.
 func NewCmdEtcd(deps *Deps) *cobra.Command {
-	opts := &SnapshotOptions{}
 	cmd := &cobra.Command{
 		Use:   "etcd",
 		Short: "Back up and restore the cluster's etcd",
@@ -45,39 +43,136 @@ func NewCmdEtcd(deps *Deps) *cobra.Command {
 		Args:  noArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	save := &cobra.Command{
-		Use:   "save -f CLUSTER_FILE [-o FILE]",
-		Short: "Take a snapshot on a healthy etcd member and bring it here",
-		Long: `Take an etcd snapshot on the first etcd member that is healthy, copy it to this machine
+	snap.AddCommand(NewCmdSnapshotSave(deps, nil), NewCmdSnapshotRestore(deps, nil))
+	cmd.AddCommand(snap)
+	return cmd
+}
+
+// NewCmdSnapshotSave builds `kubeforge etcd snapshot save`.
+func NewCmdSnapshotSave(deps *Deps, runF func(*ActionOptions, []string) error) *cobra.Command {
+	opts := &SnapshotOptions{}
+	s := &snapshotSave{opts: opts}
+	return newActionCmd(deps, action{
+		playbook: "etcd-snapshot",
+		choose:   s.choose,
+		use:      "save -f CLUSTER_FILE [-o FILE]",
+		short:    "Take a snapshot on a healthy etcd member and bring it here",
+		long: `Take an etcd snapshot on the first etcd member that is healthy, copy it to this machine
 (default: the state directory's backups/), check it with etcdutl (it must restore), and
 record its sha256 beside it (FILE.sha256). Nothing stops: the cluster keeps serving.
 
 With --install-timer, every etcd member instead takes its own snapshots on a schedule
 (a systemd timer, kubeforge-etcd-snapshot.timer) into ` + phases.ScheduledSnapshots + `, checked
 and with their sha256, keeping the --keep newest. A reset leaves them there.`,
-		Example: `  kubeforge etcd snapshot save -f cluster.yaml
+		example: `  kubeforge etcd snapshot save -f cluster.yaml
   kubeforge etcd snapshot save -f cluster.yaml -o /backups/prod-$(date +%F).db
 
   # A snapshot every day on every member, the last 14 kept
   kubeforge etcd snapshot save -f cluster.yaml --install-timer --keep 14`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if opts.InstallTimer || opts.RemoveTimer {
-				return runSnapshotTimer(cmd.Context(), deps, opts)
-			}
-			return runSnapshotSave(cmd.Context(), deps, opts)
+		flags: func(f *pflag.FlagSet) {
+			f.StringVarP(&opts.Output, "output", "o", "", "the snapshot file to write (default: <state dir>/backups/etcd-<cluster>-<time>.db)")
+			f.BoolVar(&opts.InstallTimer, "install-timer", false, "take snapshots on a schedule on every etcd member instead (into "+phases.ScheduledSnapshots+")")
+			f.BoolVar(&opts.RemoveTimer, "remove-timer", false, "stop the scheduled snapshots (the files stay)")
+			f.IntVar(&opts.Keep, "keep", phases.DefaultSnapshotKeep, "with --install-timer: how many snapshots each member keeps")
+			f.StringVar(&opts.Schedule, "schedule", "daily", "with --install-timer: "+strings.Join(phases.SnapshotSchedules, ", "))
 		},
+		check:  s.check,
+		bundle: bundleIfThere,
+		setup:  s.setup,
+		after:  s.after,
+	}, runF)
+}
+
+// snapshotSave is `etcd snapshot save`: a snapshot brought here, or the
+// scheduled snapshots installed or removed.
+type snapshotSave struct {
+	opts  *SnapshotOptions
+	timer bool
+	save  *phases.SnapshotSavePhase // built in setup, read for the report
+}
+
+func (s *snapshotSave) check(ao *ActionOptions, _ []string) error {
+	o := s.opts
+	s.timer = o.InstallTimer || o.RemoveTimer
+	switch {
+	case !s.timer:
+		return nil
+	case o.InstallTimer && o.RemoveTimer:
+		return usageError{errors.New("--install-timer and --remove-timer: give one")}
+	case o.Output != "":
+		return usageError{errors.New("--output: the timer's snapshots stay on the members (" + phases.ScheduledSnapshots + "); save one here without --install-timer")}
+	case o.InstallTimer && (o.Keep < 1 || o.Keep > 1000):
+		return usageError{fmt.Errorf("--keep %d: give how many snapshots each member keeps, 1 to 1000", o.Keep)}
+	case o.InstallTimer && !slices.Contains(phases.SnapshotSchedules, o.Schedule):
+		return usageError{fmt.Errorf("--schedule %q: give one of %s", o.Schedule, strings.Join(phases.SnapshotSchedules, ", "))}
 	}
-	save.Flags().StringVarP(&opts.Output, "output", "o", "", "the snapshot file to write (default: <state dir>/backups/etcd-<cluster>-<time>.db)")
-	save.Flags().BoolVar(&opts.InstallTimer, "install-timer", false, "take snapshots on a schedule on every etcd member instead (into "+phases.ScheduledSnapshots+")")
-	save.Flags().BoolVar(&opts.RemoveTimer, "remove-timer", false, "stop the scheduled snapshots (the files stay)")
-	save.Flags().IntVar(&opts.Keep, "keep", phases.DefaultSnapshotKeep, "with --install-timer: how many snapshots each member keeps")
-	save.Flags().StringVar(&opts.Schedule, "schedule", "daily", "with --install-timer: "+strings.Join(phases.SnapshotSchedules, ", "))
-	save.Flags().BoolVar(&opts.DryRun, "dry-run", false, "with --install-timer or --remove-timer: print what would change, and change nothing")
-	restore := &cobra.Command{
-		Use:   "restore SNAPSHOT -f CLUSTER_FILE [--yes]",
-		Short: "Restore every etcd member from a snapshot (the cluster goes back to that moment)",
-		Long: `Restore the cluster's etcd from a snapshot. The file is checked first (it must restore with
+	return nil
+}
+
+func (s *snapshotSave) choose(*Deps, statedir.Dir) (string, error) {
+	if s.timer {
+		return "etcd-snapshot-timer", nil
+	}
+	return "etcd-snapshot", nil
+}
+
+func (s *snapshotSave) setup(_ context.Context, deps *Deps, run *actionRun) error {
+	if s.timer {
+		keep := s.opts.Keep
+		if s.opts.RemoveTimer {
+			keep = 0
+		}
+		run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
+			"snapshot-timer": func(env *phases.Env) phases.Phase { return phases.NewSnapshotTimer(env, keep, s.opts.Schedule) },
+		})
+		return nil
+	}
+	if run.Env.Bundle == nil { // etcdutl checks the snapshot
+		_, _, err := loadBundle(deps.Global.Bundle)
+		return err
+	}
+	out := s.opts.Output
+	if out == "" {
+		out = run.Env.StateDir.Snapshot(run.Cluster.Metadata.Name, time.Now())
+	} else if abs, err := filepath.Abs(out); err == nil {
+		out = abs
+	}
+	s.save = phases.NewSnapshotSave(run.Env, out)
+	run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
+		"snapshot-save": func(*phases.Env) phases.Phase { return s.save },
+	})
+	return nil
+}
+
+func (s *snapshotSave) after(_ context.Context, _ *Deps, run *actionRun) error {
+	out := run.Out
+	switch {
+	case !s.timer:
+		if i := s.save.Info; i != nil {
+			fmt.Fprintf(out, "\nSnapshot of %s's etcd (from %s): revision %d, %d keys, %d bytes\n  %s\n  sha256 %s (in %s.sha256)\n",
+				run.File, i.Member, i.Revision, i.TotalKey, i.TotalSize, i.File, i.SHA256, i.File)
+		}
+	case run.Env.DryRun:
+	case s.opts.RemoveTimer:
+		fmt.Fprintf(out, "\nThe snapshot timer is gone; the snapshots it took stay in %s.\n", phases.ScheduledSnapshots)
+	default:
+		fmt.Fprintf(out, "\nEvery etcd member now saves a snapshot %s into %s, keeping the %d newest\n"+
+			"(systemctl list-timers %s.timer; journalctl -u %s says what it saved).\n",
+			s.opts.Schedule, phases.ScheduledSnapshots, s.opts.Keep, phases.SnapshotTimerUnit, phases.SnapshotTimerUnit)
+	}
+	return nil
+}
+
+// NewCmdSnapshotRestore builds `kubeforge etcd snapshot restore`.
+func NewCmdSnapshotRestore(deps *Deps, runF func(*ActionOptions, []string) error) *cobra.Command {
+	opts := &SnapshotOptions{}
+	var abs, stamp string
+	var start time.Time
+	return newActionCmd(deps, action{
+		playbook: "etcd-restore",
+		use:      "restore SNAPSHOT -f CLUSTER_FILE [--yes]",
+		short:    "Restore every etcd member from a snapshot (the cluster goes back to that moment)",
+		long: `Restore the cluster's etcd from a snapshot. The file is checked first (it must restore with
 etcdutl, and match the sha256 recorded beside it): a truncated or corrupt snapshot is
 refused before anything stops. Then the API servers and every etcd member stop, each
 member's data directory is kept aside (/var/lib/etcd.before-restore-<time>) and replaced
@@ -85,149 +180,52 @@ by the snapshot (the same member names, a new cluster), etcd starts on every mem
 once, the control planes one at a time, and the nodes are Ready again.
 
 Everything written to the cluster after the snapshot is lost: it asks first, unless --yes.`,
-		Example: `  kubeforge etcd snapshot restore ~/.kubeforge/prod/backups/etcd-prod-20261122T061404Z.db -f cluster.yaml`,
-		Args: func(_ *cobra.Command, args []string) error {
+		example: `  kubeforge etcd snapshot restore ~/.kubeforge/prod/backups/etcd-prod-20261122T061404Z.db -f cluster.yaml`,
+		args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageError{errors.New("name the snapshot file to restore")}
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runSnapshotRestore(cmd.Context(), deps, opts, args[0])
+		flags: func(f *pflag.FlagSet) {
+			f.BoolVar(&opts.Yes, "yes", false, "do not ask before restoring")
 		},
-	}
-	restore.Flags().BoolVar(&opts.Yes, "yes", false, "do not ask before restoring")
-	restore.Flags().BoolVar(&opts.DryRun, "dry-run", false, "check the snapshot and print what would change, and change nothing")
-	for _, c := range []*cobra.Command{save, restore} {
-		c.Flags().StringVarP(&opts.File, clusterFileFlag, "f", "", "cluster file")
-		snap.AddCommand(c)
-	}
-	cmd.AddCommand(snap)
-	return cmd
-}
-
-func runSnapshotSave(ctx context.Context, deps *Deps, opts *SnapshotOptions) error {
-	pb, err := playbooks.Load("etcd-snapshot")
-	if err != nil {
-		return err
-	}
-	var save *phases.SnapshotSavePhase // built in setup, read for the report
-	a := action{
-		playbook:    "etcd-snapshot",
-		needsBundle: true,
-		setup: func(_ context.Context, _ *Deps, run *actionRun, _ *ActionOptions) error {
-			out := opts.Output
-			if out == "" {
-				out = filepath.Join(run.Env.StateDir, "backups", fmt.Sprintf("etcd-%s-%s.db", run.Cluster.Metadata.Name, phases.BackupStamp(time.Now())))
-			} else if abs, err := filepath.Abs(out); err == nil {
-				out = abs
-			}
-			save = phases.NewSnapshotSave(run.Env, out)
-			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
-				"snapshot-save": func(*phases.Env) phases.Phase { return save },
-			})
-			return nil
-		},
-		after: func(_ context.Context, deps *Deps, _ *actionRun) error {
-			if i := save.Info; i != nil {
-				fmt.Fprintf(deps.IO.Out, "\nSnapshot of %s's etcd (from %s): revision %d, %d keys, %d bytes\n  %s\n  sha256 %s (in %s.sha256)\n",
-					opts.File, i.Member, i.Revision, i.TotalKey, i.TotalSize, i.File, i.SHA256, i.File)
-			}
-			return nil
-		},
-	}
-	return runAction(ctx, deps, a, pb, &ActionOptions{File: opts.File, Concurrency: 10})
-}
-
-// runSnapshotTimer installs or removes the scheduled snapshots.
-func runSnapshotTimer(ctx context.Context, deps *Deps, opts *SnapshotOptions) error {
-	switch {
-	case opts.InstallTimer && opts.RemoveTimer:
-		return usageError{errors.New("--install-timer and --remove-timer: give one")}
-	case opts.Output != "":
-		return usageError{errors.New("--output: the timer's snapshots stay on the members (" + phases.ScheduledSnapshots + "); save one here without --install-timer")}
-	case opts.InstallTimer && (opts.Keep < 1 || opts.Keep > 1000):
-		return usageError{fmt.Errorf("--keep %d: give how many snapshots each member keeps, 1 to 1000", opts.Keep)}
-	case opts.InstallTimer && !slices.Contains(phases.SnapshotSchedules, opts.Schedule):
-		return usageError{fmt.Errorf("--schedule %q: give one of %s", opts.Schedule, strings.Join(phases.SnapshotSchedules, ", "))}
-	}
-	keep := opts.Keep
-	if opts.RemoveTimer {
-		keep = 0
-	}
-	pb, err := playbooks.Load("etcd-snapshot-timer")
-	if err != nil {
-		return err
-	}
-	a := action{
-		playbook:    "etcd-snapshot-timer",
-		needsBundle: false,
-		setup: func(_ context.Context, _ *Deps, run *actionRun, _ *ActionOptions) error {
-			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
-				"snapshot-timer": func(env *phases.Env) phases.Phase { return phases.NewSnapshotTimer(env, keep, opts.Schedule) },
-			})
-			return nil
-		},
-		after: func(_ context.Context, deps *Deps, run *actionRun) error {
-			switch {
-			case run.Env.DryRun:
-			case keep == 0:
-				fmt.Fprintf(deps.IO.Out, "\nThe snapshot timer is gone; the snapshots it took stay in %s.\n", phases.ScheduledSnapshots)
-			default:
-				fmt.Fprintf(deps.IO.Out, "\nEvery etcd member now saves a snapshot %s into %s, keeping the %d newest\n"+
-					"(systemctl list-timers %s.timer; journalctl -u %s says what it saved).\n",
-					opts.Schedule, phases.ScheduledSnapshots, keep, phases.SnapshotTimerUnit, phases.SnapshotTimerUnit)
-			}
-			return nil
-		},
-	}
-	return runAction(ctx, deps, a, pb, &ActionOptions{File: opts.File, DryRun: opts.DryRun, Concurrency: 10})
-}
-
-func runSnapshotRestore(ctx context.Context, deps *Deps, opts *SnapshotOptions, file string) error {
-	abs, err := filepath.Abs(file)
-	if err != nil {
-		return err
-	}
-	switch fi, err := os.Stat(abs); {
-	case err != nil:
-		return usageError{fmt.Errorf("snapshot %s: %w", file, err)}
-	case fi.IsDir():
-		return usageError{fmt.Errorf("%s is a directory: name the snapshot file", file)}
-	}
-	if !opts.Yes && !opts.DryRun {
-		if err := confirm(deps, fmt.Sprintf("Restore %s? Everything written to the cluster since it was taken is lost, and the API is down meanwhile.", file)); err != nil {
-			return err
-		}
-	}
-	pb, err := playbooks.Load("etcd-restore")
-	if err != nil {
-		return err
-	}
-	stamp := phases.BackupStamp(time.Now())
-	start := time.Now()
-	a := action{
-		playbook:    "etcd-restore",
-		needsBundle: true,
-		setup: func(_ context.Context, _ *Deps, run *actionRun, ao *ActionOptions) error {
-			if err := setupPKIAndToken(run.Env, ao.DryRun); err != nil {
+		check: func(ao *ActionOptions, args []string) error {
+			var err error
+			if abs, err = filepath.Abs(args[0]); err != nil {
 				return err
 			}
+			switch fi, err := os.Stat(abs); {
+			case err != nil:
+				return usageError{fmt.Errorf("snapshot %s: %w", args[0], err)}
+			case fi.IsDir():
+				return usageError{fmt.Errorf("%s is a directory: name the snapshot file", args[0])}
+			}
+			if !opts.Yes && !ao.DryRun {
+				return confirm(deps, fmt.Sprintf("Restore %s? Everything written to the cluster since it was taken is lost, and the API is down meanwhile.", args[0]))
+			}
+			return nil
+		},
+		bundle: bundleRequired,
+		setup: func(_ context.Context, _ *Deps, run *actionRun) error {
+			if err := setupPKIAndToken(run.Env, run.Opts.DryRun); err != nil {
+				return err
+			}
+			stamp, start = statedir.Stamp(time.Now()), time.Now()
 			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
 				"snapshot-check":   func(env *phases.Env) phases.Phase { return phases.NewSnapshotCheck(env, abs) },
 				"snapshot-restore": func(env *phases.Env) phases.Phase { return phases.NewSnapshotRestore(env, abs, stamp) },
 			})
 			return nil
 		},
-		after: func(_ context.Context, deps *Deps, run *actionRun) error {
+		after: func(_ context.Context, _ *Deps, run *actionRun) error {
 			if !run.Env.DryRun {
-				fmt.Fprintf(deps.IO.Out, "\nRestored %s in %s. Each member keeps its data from before in %s.before-restore-%s.\n",
-					file, time.Since(start).Round(100*time.Millisecond), phases.EtcdDataDir, stamp)
+				fmt.Fprintf(run.Out, "\nRestored %s in %s. Each member keeps its data from before in %s.before-restore-%s.\n",
+					run.Args[0], time.Since(start).Round(100*time.Millisecond), phases.EtcdDataDir, stamp)
 			}
 			return nil
 		},
-	}
-	return runAction(ctx, deps, a, pb, &ActionOptions{File: opts.File, DryRun: opts.DryRun, Concurrency: 10})
+	}, runF)
 }
 
 // confirm asks a yes/no question on the terminal; without one, it refuses

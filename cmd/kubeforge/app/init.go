@@ -3,8 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -25,7 +23,7 @@ type InitOptions struct {
 }
 
 // NewCmdInit builds `kubeforge init`.
-func NewCmdInit(deps *Deps, runF func(*ActionOptions) error) *cobra.Command {
+func NewCmdInit(deps *Deps, runF func(*ActionOptions, []string) error) *cobra.Command {
 	io := &InitOptions{}
 	return newActionCmd(deps, action{
 		playbook: "init",
@@ -55,14 +53,14 @@ certificate key that init prints, so a control plane can join on its own with
   kubeforge init phase preflight -f cluster.yaml
   kubeforge init phase upload-certs -f cluster.yaml
   kubeforge init -f cluster.yaml --ignore-preflight-errors Swap`,
-		needsBundle:   true,
-		preflightFlag: true,
+		bundle:    bundleRequired,
+		preflight: true,
 		flags: func(f *pflag.FlagSet) {
 			f.BoolVar(&io.UploadCerts, "upload-certs", false, "store the CAs, encrypted, in the cluster for control planes joining on their own (2 hours)")
 			f.StringVar(&io.CertificateKey, "certificate-key", "", "the key to encrypt them with, 64 hex digits (default: a new one, printed)")
 		},
-		setup: func(ctx context.Context, deps *Deps, run *actionRun, opts *ActionOptions) error {
-			return setupInit(ctx, deps, run, opts, io)
+		setup: func(ctx context.Context, deps *Deps, run *actionRun) error {
+			return setupInit(ctx, deps, run, io)
 		},
 		after: func(ctx context.Context, deps *Deps, run *actionRun) error {
 			return reportInit(ctx, deps, run, io)
@@ -72,7 +70,8 @@ certificate key that init prints, so a control plane can join on its own with
 
 // setupInit adds to the run what init needs: the PKI spec, the bootstrap
 // token, and the certificate key for --upload-certs.
-func setupInit(_ context.Context, deps *Deps, run *actionRun, opts *ActionOptions, io *InitOptions) error {
+func setupInit(_ context.Context, deps *Deps, run *actionRun, io *InitOptions) error {
+	opts := run.Opts
 	if err := setupPKIAndToken(run.Env, opts.DryRun); err != nil {
 		return err
 	}
@@ -130,7 +129,7 @@ func reportInit(ctx context.Context, deps *Deps, run *actionRun, io *InitOptions
 		return nil
 	}
 	env := run.Env
-	caPEM, err := os.ReadFile(filepath.Join(env.StateDir, "pki", "ca.crt"))
+	caPEM, err := env.StateDir.ReadCA()
 	if err != nil {
 		return err
 	}
@@ -150,7 +149,7 @@ func reportInit(ctx context.Context, deps *Deps, run *actionRun, io *InitOptions
 	if err != nil {
 		return err
 	}
-	admin := filepath.Join(env.StateDir, certs.AdminConf)
+	admin := env.StateDir.AdminConf()
 	file := run.File
 	fmt.Fprintf(out, `
 Your Kubernetes cluster %q is up.

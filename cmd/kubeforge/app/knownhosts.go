@@ -2,7 +2,6 @@ package app
 
 import (
 	"fmt"
-	"path/filepath"
 	"regexp"
 
 	"github.com/spf13/cobra"
@@ -70,7 +69,7 @@ refused until you accept it here, deliberately.`,
 			if got := ssh.Fingerprint(key); got != opts.Fingerprint {
 				return fmt.Errorf("host %s presents %s, not %s: nothing changed", spec.Name, got, opts.Fingerprint)
 			}
-			known := &ssh.KnownHosts{Path: filepath.Join(state, "known_hosts")}
+			known := &ssh.KnownHosts{Path: state.KnownHosts()}
 			addr := fmt.Sprintf("%s:%d", spec.Address, spec.SSH.Port)
 			if err := known.Replace(addr, key); err != nil {
 				return err

@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
-
-	"github.com/kubeforge/kubeforge/certs"
 )
 
 // commandExit carries a child process's exit code through to Main.
@@ -45,7 +43,7 @@ func NewCmdKubectl(deps *Deps) *cobra.Command {
 			if !ok {
 				return fmt.Errorf("the bundle in %s has no kubectl", dir)
 			}
-			admin := filepath.Join(state, certs.AdminConf)
+			admin := state.AdminConf()
 			if _, err := os.Stat(admin); err != nil {
 				return fmt.Errorf("%w: run 'kubeforge init -f %s' first", err, file)
 			}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/kubeforge/kubeforge/internal/statedir"
 )
 
 // logSink is the logger's configuration: the terminal at the -v level and,
@@ -66,6 +68,6 @@ func (s *logSink) close() error {
 
 // defaultLogFile is where a cluster action logs when --log-file is not
 // given: <state dir>/logs/<action>-<time>.log.
-func defaultLogFile(stateDir, action string) string {
-	return filepath.Join(stateDir, "logs", fmt.Sprintf("%s-%s.log", action, time.Now().UTC().Format("20060102T150405Z")))
+func defaultLogFile(state statedir.Dir, action string) string {
+	return state.LogFile(action, time.Now())
 }

@@ -2,40 +2,38 @@ package app
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kubeforge/kubeforge/phases"
-	"github.com/kubeforge/kubeforge/playbooks"
 )
 
-// StatusOptions are the flags of `kubeforge status`.
+// StatusOptions are status's own flags.
 type StatusOptions struct {
-	File   string
 	Output string
 }
 
 // NewCmdStatus builds `kubeforge status`.
-func NewCmdStatus(deps *Deps) *cobra.Command {
+func NewCmdStatus(deps *Deps, runF func(*ActionOptions, []string) error) *cobra.Command {
 	opts := &StatusOptions{}
-	cmd := &cobra.Command{
-		Use:   "status -f CLUSTER_FILE [-o table|json]",
-		Short: "One look at the whole cluster: services, nodes, etcd, the VIP, the API, certificates",
-		Long: `Read every host (in parallel) and the cluster, and show, what is not healthy first:
+	found := map[string]phases.HostStatus{}
+	var mu sync.Mutex
+	return newActionCmd(deps, action{
+		playbook: "status",
+		use:      "status -f CLUSTER_FILE [-o table|json]",
+		short:    "One look at the whole cluster: services, nodes, etcd, the VIP, the API, certificates",
+		long: `Read every host (in parallel) and the cluster, and show, what is not healthy first:
 - per host, each kubeforge service: active or not, since when, how often systemd
   restarted it, and its version (the bundle's, or the OS package's);
 - the nodes: Ready, and the kubelet's version;
@@ -44,19 +42,59 @@ func NewCmdStatus(deps *Deps) *cobra.Command {
 - each host's certificate that expires first.
 A host that cannot be reached is a row saying so; the rest is shown all the same.
 The exit code is 0 when everything is healthy, 1 when something is not.`,
-		Example: `  kubeforge status -f cluster.yaml
-  kubeforge status -f cluster.yaml -o json | jq '.degraded'`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		example: `  kubeforge status -f cluster.yaml
+  kubeforge status -f cluster.yaml -o json | jq '.degraded'
+  kubeforge status -f cluster.yaml --parallel 1`,
+		flags: func(f *pflag.FlagSet) {
+			f.StringVarP(&opts.Output, "output", "o", "table", "table or json")
+		},
+		check: func(*ActionOptions, []string) error {
 			if opts.Output != "table" && opts.Output != "json" {
 				return usageError{fmt.Errorf("-o %q: table or json", opts.Output)}
 			}
-			return runStatus(cmd.Context(), deps, opts)
+			return nil
 		},
-	}
-	cmd.Flags().StringVarP(&opts.File, clusterFileFlag, "f", "", "cluster file")
-	cmd.Flags().StringVarP(&opts.Output, "output", "o", "table", "table or json")
-	return cmd
+		bundle: bundleIfThere, // versions by binary sum, when the bundle is here
+		// The report is the output; the log file has the run.
+		progress: func(*Deps) io.Writer { return io.Discard },
+		setup: func(_ context.Context, _ *Deps, run *actionRun) error {
+			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
+				"status": func(env *phases.Env) phases.Phase {
+					return phases.NewStatus(env, func(s phases.HostStatus) {
+						mu.Lock()
+						defer mu.Unlock()
+						found[s.Name] = s
+					})
+				},
+			})
+			return nil
+		},
+		reports: true,
+		after: func(ctx context.Context, _ *Deps, run *actionRun) error {
+			report := buildStatus(ctx, run, found)
+			for name, e := range unreachableHosts(run.Err) {
+				for i := range report.Hosts {
+					if report.Hosts[i].Name == name {
+						report.Hosts[i].Unreachable = e
+					}
+				}
+			}
+			report.finish()
+			if opts.Output == "json" {
+				enc := json.NewEncoder(run.Out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(report); err != nil {
+					return err
+				}
+			} else {
+				printStatus(run.Out, &report)
+			}
+			if !report.Healthy {
+				return &statusDegraded{n: len(report.Degraded)}
+			}
+			return nil
+		},
+	}, runF)
 }
 
 // statusReport is the whole answer, as JSON prints it.
@@ -77,62 +115,6 @@ type statusReport struct {
 type hostRow struct {
 	phases.HostStatus
 	Unreachable string `json:"unreachable,omitempty"`
-}
-
-func runStatus(ctx context.Context, deps *Deps, opts *StatusOptions) error {
-	pb, err := playbooks.Load("status")
-	if err != nil {
-		return err
-	}
-	found := map[string]phases.HostStatus{}
-	runDeps := *deps
-	runDeps.IO.Out = io.Discard // the report is the output; the log file has the run
-	var report statusReport
-	a := action{
-		playbook:       "status",
-		needsBundle:    false,
-		afterOnFailure: true,
-		setup: func(_ context.Context, _ *Deps, run *actionRun, _ *ActionOptions) error {
-			if _, m, err := loadBundle(deps.Global.Bundle); err == nil {
-				run.Env.Bundle = m // versions by binary sum, when the bundle is here
-			}
-			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
-				"status": func(env *phases.Env) phases.Phase {
-					return phases.NewStatus(env, func(s phases.HostStatus) { found[s.Name] = s })
-				},
-			})
-			return nil
-		},
-		after: func(ctx context.Context, _ *Deps, run *actionRun) error {
-			report = buildStatus(ctx, run, found)
-			return nil
-		},
-	}
-	runErr := runAction(ctx, &runDeps, a, pb, &ActionOptions{File: opts.File, Concurrency: 10})
-	if report.Cluster == "" { // the run did not get as far as the hosts
-		return runErr
-	}
-	for name, e := range unreachableHosts(runErr) {
-		for i := range report.Hosts {
-			if report.Hosts[i].Name == name {
-				report.Hosts[i].Unreachable = e
-			}
-		}
-	}
-	report.finish()
-	if opts.Output == "json" {
-		enc := json.NewEncoder(deps.IO.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(report); err != nil {
-			return err
-		}
-	} else {
-		printStatus(deps.IO.Out, &report)
-	}
-	if !report.Healthy {
-		return &statusDegraded{n: len(report.Degraded)}
-	}
-	return nil
 }
 
 // statusDegraded is exit 1 after the report said what.
@@ -181,29 +163,11 @@ func buildStatus(ctx context.Context, run *actionRun, found map[string]phases.Ho
 	if err != nil {
 		r.Errors["cluster"] = err.Error()
 	}
-	r.API = apiReadyz(run.Env.StateDir, c.Spec.ControlPlane.Endpoint)
+	r.API = "ok"
+	if err := run.Env.Client.EndpointReady(ctx, nil); err != nil {
+		r.API = err.Error()
+	}
 	return r
-}
-
-// apiReadyz asks /readyz through the endpoint, from this machine.
-func apiReadyz(state, endpoint string) string {
-	caPEM, err := os.ReadFile(filepath.Join(state, "pki", "ca.crt"))
-	if err != nil {
-		return "no CA in the state directory: " + err.Error()
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	resp, err := client.Get("https://" + endpoint + "/readyz")
-	if err != nil {
-		return err.Error()
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
-	}
-	return "ok"
 }
 
 // finish decides what is degraded and orders the rows, problems first.

@@ -17,7 +17,7 @@ func NewCmdBundle(deps *Deps) *cobra.Command {
 }
 
 // NewCmdBundleUpload builds `kubeforge bundle upload`.
-func NewCmdBundleUpload(deps *Deps, runF func(*ActionOptions) error) *cobra.Command {
+func NewCmdBundleUpload(deps *Deps, runF func(*ActionOptions, []string) error) *cobra.Command {
 	return newActionCmd(deps, action{
 		playbook: "upload",
 		use:      "upload -f CLUSTER_FILE",
@@ -29,6 +29,6 @@ compared first, so a re-run transfers nothing. init does this too; run it alone 
 stage a new bundle before a maintenance window.`,
 		example: `  kubeforge bundle upload -f cluster.yaml
   kubeforge bundle upload -f cluster.yaml --dry-run`,
-		needsBundle: true,
+		bundle: bundleRequired,
 	}, runF)
 }
