@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -407,7 +406,7 @@ func (p *kubeletFinalizePhase) approveServingCert(ctx context.Context, h *host.H
 		return err
 	}
 	return wait.For(ctx, 2*time.Minute, func() (bool, error) {
-		approved, refused, err := approveServingCSRs(ctx, p.env.Client, p.env.Cluster, h.Name())
+		approved, refused, err := p.env.Client.ApproveServingCSRs(ctx, h.Name())
 		switch {
 		case err != nil:
 			return false, err
@@ -420,35 +419,4 @@ func (p *kubeletFinalizePhase) approveServingCert(ctx context.Context, h *host.H
 		// Approved already (a re-run), or not asked for yet.
 		return h.Check(ctx, "[ -s "+kubeletServingCert+" ]")
 	})
-}
-
-// checkServingCSR accepts a serving certificate request only for the
-// node's own name and addresses.
-func checkServingCSR(request []byte, h *config.Host) error {
-	block, _ := pem.Decode(request)
-	if block == nil {
-		return fmt.Errorf("not a PEM certificate request")
-	}
-	req, err := x509.ParseCertificateRequest(block.Bytes)
-	if err != nil {
-		return err
-	}
-	if req.Subject.CommonName != "system:node:"+h.Name {
-		return fmt.Errorf("subject %s is not node %s", req.Subject.CommonName, h.Name)
-	}
-	for _, n := range req.DNSNames {
-		if n != h.Name && n != h.Address {
-			return fmt.Errorf("asks for the name %s", n)
-		}
-	}
-	allowed := []net.IP{net.IP(h.ClusterAddress().AsSlice())}
-	if a, err := netip.ParseAddr(h.Address); err == nil {
-		allowed = append(allowed, net.IP(a.AsSlice()))
-	}
-	for _, ip := range req.IPAddresses {
-		if !slices.ContainsFunc(allowed, ip.Equal) {
-			return fmt.Errorf("asks for the address %s", ip)
-		}
-	}
-	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/kubeforge/kubeforge/internal/cluster"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
+	"github.com/kubeforge/kubeforge/internal/vip"
 )
 
 // removeNodePhase takes a host out of the running cluster, from the
@@ -109,15 +110,15 @@ func (p *removeNodePhase) drain(ctx context.Context) error {
 // take the VIP before its API server goes; an unreachable one holds
 // nothing. It is best effort: its keepalived is reset with the host.
 func (p *removeNodePhase) giveVIPAway(ctx context.Context) {
-	vip := p.env.Cluster.Spec.ControlPlane.VIP
-	if vip == "" {
+	addr := p.env.Cluster.Spec.ControlPlane.VIP
+	if addr == "" {
 		return
 	}
 	h, err := p.env.Connect(ctx, p.target)
 	if err != nil {
 		return
 	}
-	if held, err := holdsVIP(ctx, h, vip); err != nil || !held {
+	if held, err := vip.Holds(ctx, h, addr); err != nil || !held {
 		return
 	}
 	probe, err := p.env.Client.ControlHost(ctx)
@@ -125,11 +126,11 @@ func (p *removeNodePhase) giveVIPAway(ctx context.Context) {
 		return
 	}
 	start := time.Now()
-	if err := moveVIPOff(ctx, p.env, h, probe); err != nil {
-		fmt.Fprintf(p.env.Out, "[remove-node] warning: %s still holds the VIP %s: %v\n", p.target.Name, vip, err)
+	if err := vip.MoveOff(ctx, p.env.Client, p.env.Cluster, h, probe); err != nil {
+		fmt.Fprintf(p.env.Out, "[remove-node] warning: %s still holds the VIP %s: %v\n", p.target.Name, addr, err)
 		return
 	}
-	fmt.Fprintf(p.env.Out, "[remove-node] VIP %s moved off %s in %s\n", vip, p.target.Name, time.Since(start).Round(100*time.Millisecond))
+	fmt.Fprintf(p.env.Out, "[remove-node] VIP %s moved off %s in %s\n", addr, p.target.Name, time.Since(start).Round(100*time.Millisecond))
 }
 
 // checkEtcd refuses a removal that would cost the etcd cluster its quorum,

@@ -17,6 +17,7 @@ import (
 	"github.com/kubeforge/kubeforge/internal/cluster"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
+	"github.com/kubeforge/kubeforge/internal/vip"
 )
 
 // The phases of `kubeforge certs renew -f`: the certificates are renewed
@@ -168,7 +169,7 @@ func (p *rollPhase) Run(ctx context.Context, h *host.Host) error {
 		return err
 	}
 	if drained {
-		return undrainVIP(ctx, p.env, h)
+		return vip.Return(ctx, p.env.Client, h)
 	}
 	return nil
 }
@@ -194,7 +195,7 @@ func (p *kubeletCertsPhase) Plan(ctx context.Context, h *host.Host) ([]string, e
 }
 
 func (p *kubeletCertsPhase) Run(ctx context.Context, h *host.Host) error {
-	approved, refused, err := approveServingCSRs(ctx, p.env.Client, p.env.Cluster, "")
+	approved, refused, err := p.env.Client.ApproveServingCSRs(ctx, "")
 	if err != nil {
 		return err
 	}

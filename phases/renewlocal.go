@@ -12,6 +12,7 @@ import (
 	"github.com/kubeforge/kubeforge/components/bundle"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
+	"github.com/kubeforge/kubeforge/internal/vip"
 	"github.com/kubeforge/kubeforge/templates"
 )
 
@@ -140,7 +141,9 @@ type LocalRenewal struct {
 // VIP given away first, etcd (the etcd cluster healthy before going on),
 // the API server (/readyz), the controller-manager and scheduler; and
 // approves the kubelets' pending serving requests. The caller holds the
-// lock that keeps the other control planes waiting.
+// lock that keeps the other control planes waiting. keepalived's
+// configuration, with its maintenance check, is brought up to date when
+// the timer is installed.
 func RenewLocal(ctx context.Context, env *Env, h *host.Host, window time.Duration) (*LocalRenewal, error) {
 	res := &LocalRenewal{}
 	_, renewed, err := certs.RenewWithin(certs.Dir(KubernetesDir), window, env.Cluster.Spec.Certificates.Validity.Duration, time.Now())
@@ -148,6 +151,56 @@ func RenewLocal(ctx context.Context, env *Env, h *host.Host, window time.Duratio
 		return res, err
 	}
 	res.Renewed = renewed
+	r := restartsFor(renewed, h.Spec.Has(config.RoleEtcd))
+	client := env.Client
+	if r.etcd || r.apiServer {
+		moved := vip.Movable(env.Cluster)
+		if moved {
+			if err := vip.MoveOff(ctx, client, env.Cluster, h, h); err != nil {
+				return res, err
+			}
+		}
+		if r.etcd {
+			if _, err := h.Run(ctx, "systemctl restart etcd.service"); err != nil {
+				return res, err
+			}
+			res.Restarted = append(res.Restarted, "etcd")
+			if err := client.WaitEtcdCluster(ctx, h, 2*time.Minute); err != nil {
+				return res, err
+			}
+		}
+		if r.apiServer {
+			if _, err := h.Run(ctx, "systemctl restart kube-apiserver.service"); err != nil {
+				return res, err
+			}
+			res.Restarted = append(res.Restarted, "kube-apiserver")
+			if err := client.WaitAPIServer(ctx, h, 3*time.Minute); err != nil {
+				return res, err
+			}
+		}
+		if moved {
+			if err := vip.Return(ctx, client, h); err != nil {
+				return res, err
+			}
+		}
+	}
+	for _, s := range r.controllers {
+		if _, err := h.Run(ctx, "systemctl restart "+s+".service"); err != nil {
+			return res, err
+		}
+		res.Restarted = append(res.Restarted, s)
+	}
+	res.Approved, res.Refused, err = client.ApproveServingCSRs(ctx, "")
+	return res, err
+}
+
+// restarts are the services that read the renewed files.
+type restarts struct {
+	etcd, apiServer bool
+	controllers     []string
+}
+
+func restartsFor(renewed []certs.Result, member bool) restarts {
 	var changed []string
 	for _, r := range renewed {
 		changed = append(changed, r.Path)
@@ -157,50 +210,12 @@ func RenewLocal(ctx context.Context, env *Env, h *host.Host, window time.Duratio
 			return slices.ContainsFunc(prefixes, func(pre string) bool { return strings.HasPrefix(p, pre) })
 		})
 	}
-	restartEtcd := h.Spec.Has(config.RoleEtcd) && uses("pki/etcd/server", "pki/etcd/peer")
-	restartAPI := uses("pki/apiserver", "pki/front-proxy-client")
-	var restartCtl []string
+	r := restarts{etcd: member && uses("pki/etcd/server", "pki/etcd/peer"), apiServer: uses("pki/apiserver", "pki/front-proxy-client")}
 	if uses(certs.ControllerManagerConf) {
-		restartCtl = append(restartCtl, "kube-controller-manager")
+		r.controllers = append(r.controllers, "kube-controller-manager")
 	}
 	if uses(certs.SchedulerConf) {
-		restartCtl = append(restartCtl, "kube-scheduler")
+		r.controllers = append(r.controllers, "kube-scheduler")
 	}
-	if restartEtcd || restartAPI {
-		drained, err := drainVIP(ctx, env, h)
-		if err != nil {
-			return res, err
-		}
-		if restartEtcd {
-			if _, err := h.Run(ctx, "systemctl restart etcd.service"); err != nil {
-				return res, err
-			}
-			res.Restarted = append(res.Restarted, "etcd")
-			if err := env.Client.WaitEtcdCluster(ctx, h, 2*time.Minute); err != nil {
-				return res, err
-			}
-		}
-		if restartAPI {
-			if _, err := h.Run(ctx, "systemctl restart kube-apiserver.service"); err != nil {
-				return res, err
-			}
-			res.Restarted = append(res.Restarted, "kube-apiserver")
-			if err := env.Client.WaitAPIServer(ctx, h, 3*time.Minute); err != nil {
-				return res, err
-			}
-		}
-		if drained {
-			if err := undrainVIP(ctx, env, h); err != nil {
-				return res, err
-			}
-		}
-	}
-	for _, s := range restartCtl {
-		if _, err := h.Run(ctx, "systemctl restart "+s+".service"); err != nil {
-			return res, err
-		}
-		res.Restarted = append(res.Restarted, s)
-	}
-	res.Approved, res.Refused, err = approveServingCSRs(ctx, env.Client, env.Cluster, "")
-	return res, err
+	return r
 }

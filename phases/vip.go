@@ -9,6 +9,7 @@ import (
 
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
+	"github.com/kubeforge/kubeforge/internal/vip"
 	"github.com/kubeforge/kubeforge/internal/wait"
 	"github.com/kubeforge/kubeforge/templates"
 )
@@ -33,11 +34,9 @@ func (p *vipPhase) Enabled() (bool, string) {
 const (
 	KeepalivedConfig      = "/etc/keepalived/keepalived.conf"
 	KeepalivedCheckScript = "/etc/keepalived/kubeforge-check-apiserver.sh"
-	// MaintenanceScript fails while MaintenanceFlag exists: the host's VRRP
-	// priority then drops by maintenanceWeight, below every other's.
-	MaintenanceScript = "/etc/keepalived/kubeforge-maintenance.sh"
-	MaintenanceFlag   = "/etc/keepalived/kubeforge-maintenance"
-	maintenanceWeight = 190
+	// MaintenanceScript fails while MaintenanceFlag exists (internal/vip).
+	MaintenanceScript = vip.MaintenanceScript
+	MaintenanceFlag   = vip.MaintenanceFlag
 )
 
 // vipPackages come from the host's package manager; curl runs the check.
@@ -75,7 +74,7 @@ func (p *vipPhase) desired(ctx context.Context, h *host.Host) (Desired, error) {
 	}
 	c := p.env.Cluster
 	cp := c.Spec.ControlPlane
-	vip, err := netip.ParseAddr(cp.VIP)
+	addr, err := netip.ParseAddr(cp.VIP)
 	if err != nil {
 		return Desired{}, fmt.Errorf("spec.controlPlane.vip: %w", err)
 	}
@@ -90,8 +89,8 @@ func (p *vipPhase) desired(ctx context.Context, h *host.Host) (Desired, error) {
 		}
 	}
 	conf, err := templates.Render("keepalived/keepalived.conf.tmpl", map[string]any{
-		"VIP":               vip.String(),
-		"Bits":              vip.BitLen(),
+		"VIP":               addr.String(),
+		"Bits":              addr.BitLen(),
 		"RouterID":          h.Name(),
 		"CheckScript":       KeepalivedCheckScript,
 		"Interface":         iface,
@@ -100,7 +99,7 @@ func (p *vipPhase) desired(ctx context.Context, h *host.Host) (Desired, error) {
 		"Self":              h.Spec.ClusterAddress().String(),
 		"Peers":             peers,
 		"MaintenanceScript": MaintenanceScript,
-		"MaintenanceWeight": maintenanceWeight,
+		"MaintenanceWeight": vip.MaintenanceWeight,
 	})
 	if err != nil {
 		return Desired{}, err
@@ -163,69 +162,19 @@ func (p *vipPhase) Run(ctx context.Context, h *host.Host) error {
 	return nil
 }
 
-// Giving the VIP away without a gap, for a control plane whose API server
-// or etcd is about to restart (a renewal, a removal, an upgrade).
-
-// holdsVIP reports whether h has the VIP on an interface.
-func holdsVIP(ctx context.Context, h *host.Host, vip string) (bool, error) {
-	out, err := h.Run(ctx, "ip -o addr show")
-	return strings.Contains(out, " "+vip+"/"), err
-}
-
-// vipAnswers: some control plane holds the VIP and serves the API there,
-// as seen from h.
-func vipAnswers(ctx context.Context, env *Env, h *host.Host) (bool, error) {
-	return env.Client.EndpointReady(ctx, h) == nil, nil
-}
-
-// drainVIP puts h in maintenance: its VRRP priority drops below its peers',
-// so a healthy one takes the VIP before h lets it go. It returns false when
-// there is no VIP, or no other control plane to hold it.
+// drainVIP gives the VIP away from h (see internal/vip), first bringing
+// its keepalived configuration up to date: a cluster made by an older
+// kubeforge may lack the maintenance check. It returns false when there
+// is no VIP, or no other control plane to hold it.
 func drainVIP(ctx context.Context, env *Env, h *host.Host) (bool, error) {
-	cp := env.Cluster.Spec.ControlPlane
-	if cp.VIP == "" || len(env.Cluster.HostsWith(config.RoleControlPlane)) < 2 {
+	if !vip.Movable(env.Cluster) {
 		return false, nil
 	}
-	// keepalived must know the maintenance check (a cluster made by an
-	// older kubeforge): bring its configuration up to date first.
 	if err := (&vipPhase{env: env}).Run(ctx, h); err != nil {
 		return false, err
 	}
-	if err := moveVIPOff(ctx, env, h, h); err != nil {
+	if err := vip.MoveOff(ctx, env.Client, env.Cluster, h, h); err != nil {
 		return false, err
 	}
 	return true, nil
-}
-
-// moveVIPOff puts h in maintenance and waits until it no longer holds the
-// VIP and the API answers through the VIP, asked from probe. On failure
-// the maintenance ends again.
-func moveVIPOff(ctx context.Context, env *Env, h, probe *host.Host) error {
-	vip := env.Cluster.Spec.ControlPlane.VIP
-	if _, err := h.Run(ctx, "touch "+MaintenanceFlag); err != nil {
-		return err
-	}
-	err := wait.For(ctx, 30*time.Second, func() (bool, error) {
-		held, err := holdsVIP(ctx, h, vip)
-		if err != nil || held {
-			return false, err
-		}
-		return vipAnswers(ctx, env, probe)
-	})
-	if err != nil {
-		_, _ = h.Run(context.WithoutCancel(ctx), "rm -f "+MaintenanceFlag)
-		return fmt.Errorf("no other control plane took the VIP %s: %w (see journalctl -u keepalived)", vip, err)
-	}
-	return nil
-}
-
-// undrainVIP ends h's maintenance: it may hold the VIP again (and, having
-// the highest priority, takes it back, make before break).
-func undrainVIP(ctx context.Context, env *Env, h *host.Host) error {
-	if _, err := h.Run(ctx, "rm -f "+MaintenanceFlag); err != nil {
-		return err
-	}
-	// Its checks pass twice a second apart before keepalived counts it.
-	time.Sleep(3 * time.Second)
-	return wait.For(ctx, time.Minute, func() (bool, error) { return vipAnswers(ctx, env, h) })
 }

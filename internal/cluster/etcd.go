@@ -201,7 +201,9 @@ func (e *etcdClient) client(endpoints ...string) (*clientv3.Client, error) {
 		Endpoints:   endpoints,
 		TLS:         e.tls.Clone(),
 		DialTimeout: 3 * time.Second,
-		DialOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+		// As etcdctl's --dial-timeout: a member that cannot be reached is
+		// an error after 3 s, not a request that waits out its timeout.
+		DialOptions: []grpc.DialOption{grpc.WithBlock(), grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 			return e.through.Dial(ctx, addr)
 		})},
 		Logger:                nopLogger(),

@@ -304,9 +304,13 @@ func runAction(ctx context.Context, deps *Deps, a action, opts *ActionOptions, a
 				hostName, addr, fp, state.KnownHosts())
 		},
 	}
-	run := newRun(runDeps, c, state, b, opts, func(ctx context.Context, spec *config.Host) (*host.Host, error) {
-		return host.Connect(ctx, spec, envSecrets{deps: deps}, known, deps.Log)
-	}, adminClient(state))
+	connect := deps.connect
+	if connect == nil {
+		connect = func(ctx context.Context, spec *config.Host) (*host.Host, error) {
+			return host.Connect(ctx, spec, envSecrets{deps: deps}, known, deps.Log)
+		}
+	}
+	run := newRun(runDeps, c, state, b, opts, connect, adminClient(state))
 	defer run.Pool.Close()
 	run.Out, run.Args, run.File = deps.IO.Out, args, opts.File
 	run.Runner.Targets = opts.Hosts

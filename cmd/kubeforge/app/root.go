@@ -17,6 +17,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/kubeforge/kubeforge/phases"
 )
 
 // EnvPrefix prefixes the environment variables that set flags:
@@ -43,6 +45,9 @@ type Deps struct {
 	logs    *logSink
 	redact  *redactor
 	LogPath string // the log file in use, if any
+	// connect opens a host of a cluster file (nil: over SSH, or this
+	// machine for local: true); tests pass a scripted transport.
+	connect phases.ConnectFunc
 }
 
 // useLogFile sends the full log to path from now on.
@@ -120,7 +125,17 @@ of binaries built from upstream source. Nothing is downloaded at install time.`,
 			return nil
 		},
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		// `kubeforge nosuchcmd -f x`: cobra stops at the parent command
+		// and trips over the flag meant for the command that is not
+		// there. Say which command is unknown instead.
+		if cmd.HasAvailableSubCommands() {
+			if args := cmd.Flags().Args(); len(args) > 0 {
+				return unknownCommand(cmd, args[0])
+			}
+		}
+		return usageError{err}
+	})
 
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.Config, "config", "", "kubeforge settings file: default values for these flags (env "+EnvPrefix+"_CONFIG)")

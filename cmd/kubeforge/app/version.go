@@ -162,9 +162,13 @@ func noArgs(cmd *cobra.Command, args []string) error {
 	return usageError{fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), args)}
 }
 
-// unknownCommand names the subcommands there are, and the likely one.
+// unknownCommand names the subcommands there are, and the likely one; a
+// `phase` command's subcommands are phases.
 func unknownCommand(cmd *cobra.Command, arg string) error {
 	msg := fmt.Sprintf("unknown command %q for %q", arg, cmd.CommandPath())
+	if cmd.Name() == "phase" && cmd.HasParent() {
+		msg = fmt.Sprintf("unknown phase %q for %q", arg, cmd.Parent().CommandPath())
+	}
 	if cmd.SuggestionsMinimumDistance <= 0 {
 		cmd.SuggestionsMinimumDistance = 2 // cobra's own default, set only on its own path
 	}
@@ -177,7 +181,11 @@ func unknownCommand(cmd *cobra.Command, arg string) error {
 				names = append(names, c.Name())
 			}
 		}
-		msg += " (commands: " + strings.Join(names, ", ") + ")"
+		what := "commands"
+		if cmd.Name() == "phase" {
+			what = "phases"
+		}
+		msg += " (" + what + ": " + strings.Join(names, ", ") + ")"
 	}
 	return usageError{errors.New(msg)}
 }
