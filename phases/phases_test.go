@@ -2,14 +2,7 @@ package phases
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -42,38 +35,6 @@ spec:
 		t.Fatal(err)
 	}
 	return c
-}
-
-func csrPEM(t *testing.T, cn string, dns []string, ips ...string) []byte {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn, Organization: []string{"system:nodes"}}, DNSNames: dns}
-	for _, ip := range ips {
-		tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
-}
-
-func TestCheckServingCSR(t *testing.T) {
-	c := testCluster(t)
-	w1 := c.Host("w1")
-	if err := checkServingCSR(csrPEM(t, "system:node:w1", []string{"w1"}, "192.0.2.12"), w1); err != nil {
-		t.Fatalf("the node's own request refused: %v", err)
-	}
-	for name, req := range map[string][]byte{
-		"another node's name": csrPEM(t, "system:node:cp1", []string{"cp1"}, "192.0.2.11"),
-		"a foreign DNS name":  csrPEM(t, "system:node:w1", []string{"w1", "bank.example.com"}, "192.0.2.12"),
-		"a foreign address":   csrPEM(t, "system:node:w1", []string{"w1"}, "192.0.2.12", "203.0.113.5"),
-		"garbage":             []byte("not pem"),
-	} {
-		if err := checkServingCSR(req, w1); err == nil {
-			t.Errorf("%s: approved", name)
-		}
-	}
 }
 
 func TestKubeletConfig(t *testing.T) {
