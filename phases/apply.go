@@ -154,6 +154,17 @@ func (d Desired) Plan(ctx context.Context, h *host.Host) ([]string, error) {
 	return c.Lines(), nil
 }
 
+// planOf is the plan of a desired state a phase builds, or the error
+// building it gave: planOf(ctx, h)(p.desired(h)).
+func planOf(ctx context.Context, h *host.Host) func(Desired, error) ([]string, error) {
+	return func(d Desired, err error) ([]string, error) {
+		if err != nil {
+			return nil, err
+		}
+		return d.Plan(ctx, h)
+	}
+}
+
 // Apply makes the host match d: writes the files that differ, reloads
 // systemd when a unit changed, restarts the services whose inputs changed
 // (here or in changedBefore) and starts the ones not running. It returns

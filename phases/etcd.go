@@ -195,11 +195,7 @@ func findMember(members []cluster.Member, peerURL string) *cluster.Member {
 }
 
 func (p *etcdPhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
-	d, err := p.desired(h)
-	if err != nil {
-		return nil, err
-	}
-	lines, err := d.Plan(ctx, h)
+	lines, err := planOf(ctx, h)(p.desired(h))
 	if err != nil {
 		return nil, err
 	}

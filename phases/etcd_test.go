@@ -11,7 +11,6 @@ import (
 
 	"github.com/kubeforge/kubeforge/certs"
 	"github.com/kubeforge/kubeforge/internal/cluster"
-	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
 	"github.com/kubeforge/kubeforge/internal/ssh"
 	"github.com/kubeforge/kubeforge/internal/statedir"
@@ -107,17 +106,9 @@ func (e *etcdHost) Get(context.Context, string, io.Writer) error { return nil }
 
 func etcdEnv(t *testing.T) *Env {
 	t.Helper()
-	c, _, err := config.Parse("test", []byte(`apiVersion: kubeforge.io/v1alpha1
-kind: Cluster
-metadata: {name: t}
-spec:
-  hosts:
+	c := parseCluster(t, `
     - {name: cp1, address: 192.0.2.11, roles: [control-plane]}
-    - {name: cp2, address: 192.0.2.12, roles: [control-plane]}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+    - {name: cp2, address: 192.0.2.12, roles: [control-plane]}`)
 	spec, err := certs.SpecFromCluster(c)
 	if err != nil {
 		t.Fatal(err)

@@ -229,11 +229,7 @@ func (p *kubeletPhase) Plan(ctx context.Context, h *host.Host) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
-	d, err := p.desired(h, s)
-	if err != nil {
-		return nil, err
-	}
-	lines, err := d.Plan(ctx, h)
+	lines, err := planOf(ctx, h)(p.desired(h, s))
 	if err != nil {
 		return nil, err
 	}

@@ -22,15 +22,15 @@ import (
 )
 
 func testCluster(t *testing.T) *config.Cluster {
-	t.Helper()
-	c, _, err := config.Parse("test", []byte(`apiVersion: kubeforge.io/v1alpha1
-kind: Cluster
-metadata: {name: t}
-spec:
-  hosts:
+	return parseCluster(t, `
     - {name: cp1, address: 192.0.2.11, roles: [control-plane]}
-    - {name: w1, address: 192.0.2.12, roles: [worker]}
-`))
+    - {name: w1, address: 192.0.2.12, roles: [worker]}`)
+}
+
+// parseCluster is a cluster "t" of these spec.hosts entries.
+func parseCluster(t *testing.T, hosts string) *config.Cluster {
+	t.Helper()
+	c, _, err := config.Parse("test", []byte("apiVersion: kubeforge.io/v1alpha1\nkind: Cluster\nmetadata: {name: t}\nspec:\n  hosts:"+hosts+"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -160,21 +160,24 @@ func RenewLocal(ctx context.Context, env *Env, h *host.Host, window time.Duratio
 				return res, err
 			}
 		}
-		if r.etcd {
-			if _, err := h.Run(ctx, "systemctl restart etcd.service"); err != nil {
+		// Each healthy again before the next: etcd with the whole etcd
+		// cluster, the API server on /readyz.
+		for _, s := range []struct {
+			name    string
+			restart bool
+			healthy func() error
+		}{
+			{"etcd", r.etcd, func() error { return client.WaitEtcdCluster(ctx, h, 2*time.Minute) }},
+			{"kube-apiserver", r.apiServer, func() error { return client.WaitAPIServer(ctx, h, 3*time.Minute) }},
+		} {
+			if !s.restart {
+				continue
+			}
+			if _, err := h.Run(ctx, "systemctl restart "+s.name+".service"); err != nil {
 				return res, err
 			}
-			res.Restarted = append(res.Restarted, "etcd")
-			if err := client.WaitEtcdCluster(ctx, h, 2*time.Minute); err != nil {
-				return res, err
-			}
-		}
-		if r.apiServer {
-			if _, err := h.Run(ctx, "systemctl restart kube-apiserver.service"); err != nil {
-				return res, err
-			}
-			res.Restarted = append(res.Restarted, "kube-apiserver")
-			if err := client.WaitAPIServer(ctx, h, 3*time.Minute); err != nil {
+			res.Restarted = append(res.Restarted, s.name)
+			if err := s.healthy(); err != nil {
 				return res, err
 			}
 		}

@@ -110,11 +110,7 @@ func (p *runtimePhase) Plan(ctx context.Context, h *host.Host) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
-	d, err := p.desired(q)
-	if err != nil {
-		return nil, err
-	}
-	lines, err := d.Plan(ctx, h)
+	lines, err := planOf(ctx, h)(p.desired(q))
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,16 +21,10 @@ import (
 
 // NewCmdCerts builds `kubeforge certs`.
 func NewCmdCerts(deps *Deps) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "certs",
-		Short: "Generate, inspect and renew the cluster's certificates",
-		Long: `The cluster's PKI, in kubeadm's layout: three CAs (ca, etcd/ca, front-proxy-ca), the
+	cmd := groupCmd("certs", "Generate, inspect and renew the cluster's certificates", `The cluster's PKI, in kubeadm's layout: three CAs (ca, etcd/ca, front-proxy-ca), the
 service-account key pair, the leaf certificates and the kubeconfigs with embedded
 client certificates. It lives in the state directory on the admin machine
-(DIR/pki, DIR/*.conf, DIR/nodes/<host>/...); each host gets only what it needs.`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-	}
+(DIR/pki, DIR/*.conf, DIR/nodes/<host>/...); each host gets only what it needs.`)
 	cmd.AddCommand(
 		NewCmdCertsGenerate(deps, nil),
 		NewCmdCertsCheckExpiration(deps, nil),
@@ -252,15 +245,9 @@ func runCertsCheck(deps *Deps, opts *CertsCheckOptions, file string) error {
 			Certificates []row  `json:"certificates"`
 		}{Dir: dir.Path(), WarnWithin: opts.WarnWithin.String()}
 		for i, e := range entries {
-			r := row{Expiry: e, Status: status[i]}
-			if e.Error == "" {
-				r.ResidualText = humanDuration(e.Residual)
-			}
-			report.Certificates = append(report.Certificates, r)
+			report.Certificates = append(report.Certificates, row{Expiry: e, Status: status[i], ResidualText: residualText(e.Error, e.Residual)})
 		}
-		enc := json.NewEncoder(deps.IO.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(report); err != nil {
+		if err := writeJSON(deps.IO.Out, report); err != nil {
 			return err
 		}
 	} else {
@@ -481,4 +468,12 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// residualText is a certificate's time left, for a readable one.
+func residualText(readErr string, d time.Duration) string {
+	if readErr != "" {
+		return ""
+	}
+	return humanDuration(d)
 }

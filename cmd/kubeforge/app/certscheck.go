@@ -1,7 +1,6 @@
 package app
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"text/tabwriter"
@@ -78,18 +77,12 @@ func reportClusterCerts(deps *Deps, opts *CertsCheckOptions, run *actionRun, fou
 			Unreachable []string      `json:"unreachable,omitempty"`
 		}{Cluster: run.Cluster.Metadata.Name, WarnWithin: opts.WarnWithin.String(), PendingCSRs: pending, Unreachable: unreachable}
 		for _, r := range rows {
-			x := row{HostCert: r, Status: certStatus(r, opts.WarnWithin)}
-			if r.Error == "" {
-				x.ResidualText = humanDuration(r.Residual)
-			}
-			report.Certs = append(report.Certs, x)
+			report.Certs = append(report.Certs, row{HostCert: r, Status: certStatus(r, opts.WarnWithin), ResidualText: residualText(r.Error, r.Residual)})
 		}
 		if report.PendingCSRs == nil {
 			report.PendingCSRs = []cluster.CSR{}
 		}
-		enc := json.NewEncoder(deps.IO.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(report); err != nil {
+		if err := writeJSON(deps.IO.Out, report); err != nil {
 			return err
 		}
 	} else {

@@ -10,12 +10,7 @@ import (
 
 // NewCmdConfig builds `kubeforge config`.
 func NewCmdConfig(deps *Deps) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "config",
-		Short: "Write and check cluster files",
-		Args:  noArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-	}
+	cmd := groupCmd("config", "Write and check cluster files", "")
 	cmd.AddCommand(&cobra.Command{
 		Use:     "example",
 		Short:   "Print a commented example cluster file",

@@ -23,12 +23,7 @@ type DeleteNodeOptions struct {
 
 // NewCmdDelete builds `kubeforge delete`.
 func NewCmdDelete(deps *Deps) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "delete",
-		Short: "Take things out of a running cluster",
-		Args:  noArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-	}
+	cmd := groupCmd("delete", "Take things out of a running cluster", "")
 	cmd.AddCommand(NewCmdDeleteNode(deps, nil))
 	return cmd
 }

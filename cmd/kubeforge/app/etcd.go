@@ -31,18 +31,8 @@ type SnapshotOptions struct {
 
 // NewCmdEtcd builds `kubeforge etcd`.
 func NewCmdEtcd(deps *Deps) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "etcd",
-		Short: "Back up and restore the cluster's etcd",
-		Args:  noArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-	}
-	snap := &cobra.Command{
-		Use:   "snapshot",
-		Short: "Save an etcd snapshot to this machine, or restore one",
-		Args:  noArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-	}
+	cmd := groupCmd("etcd", "Back up and restore the cluster's etcd", "")
+	snap := groupCmd("snapshot", "Save an etcd snapshot to this machine, or restore one", "")
 	snap.AddCommand(NewCmdSnapshotSave(deps, nil), NewCmdSnapshotRestore(deps, nil))
 	cmd.AddCommand(snap)
 	return cmd

@@ -21,15 +21,9 @@ var fingerprintFormat = regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`)
 
 // NewCmdKnownHosts builds `kubeforge known-hosts`.
 func NewCmdKnownHosts(deps *Deps) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "known-hosts",
-		Short: "Manage the SSH host keys kubeforge trusts",
-		Long: `kubeforge checks every host's SSH key against known_hosts in the cluster's state
+	cmd := groupCmd("known-hosts", "Manage the SSH host keys kubeforge trusts", `kubeforge checks every host's SSH key against known_hosts in the cluster's state
 directory. A key seen for the first time is trusted and recorded; a changed key is
-refused until you accept it here, deliberately.`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-	}
+refused until you accept it here, deliberately.`)
 	opts := &KnownHostsAcceptOptions{}
 	accept := &cobra.Command{
 		Use:   "accept HOST --fingerprint SHA256:... -f CLUSTER_FILE",

@@ -422,3 +422,11 @@ func play(ctx context.Context, deps *Deps, a action, pb *playbooks.Playbook, run
 	}
 	return err
 }
+
+// checkOutput checks an -o flag: table or json.
+func checkOutput(o string) error {
+	if o != "table" && o != "json" {
+		return usageError{fmt.Errorf("-o %q: table or json", o)}
+	}
+	return nil
+}

@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -202,4 +203,19 @@ func flagValues(v *viper.Viper, f *pflag.Flag) []string {
 		return v.GetStringSlice(f.Name)
 	}
 	return []string{v.GetString(f.Name)}
+}
+
+// groupCmd is a command that only holds others (certs, etcd, delete...):
+// without a subcommand it prints its help; an argument is an unknown
+// command.
+func groupCmd(use, short, long string) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Long: long, Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() }}
+}
+
+// writeJSON is -o json: v, indented.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

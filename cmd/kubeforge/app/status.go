@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -48,12 +47,7 @@ The exit code is 0 when everything is healthy, 1 when something is not.`,
 		flags: func(f *pflag.FlagSet) {
 			f.StringVarP(&opts.Output, "output", "o", "table", "table or json")
 		},
-		check: func(*ActionOptions, []string) error {
-			if opts.Output != "table" && opts.Output != "json" {
-				return usageError{fmt.Errorf("-o %q: table or json", opts.Output)}
-			}
-			return nil
-		},
+		check:  func(*ActionOptions, []string) error { return checkOutput(opts.Output) },
 		bundle: bundleIfThere, // versions by binary sum, when the bundle is here
 		// The report is the output; the log file has the run.
 		progress: func(*Deps) io.Writer { return io.Discard },
@@ -81,9 +75,7 @@ The exit code is 0 when everything is healthy, 1 when something is not.`,
 			}
 			report.finish()
 			if opts.Output == "json" {
-				enc := json.NewEncoder(run.Out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(report); err != nil {
+				if err := writeJSON(run.Out, report); err != nil {
 					return err
 				}
 			} else {

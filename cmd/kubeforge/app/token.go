@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -35,16 +34,10 @@ type TokenOptions struct {
 // NewCmdToken builds `kubeforge token`.
 func NewCmdToken(deps *Deps) *cobra.Command {
 	opts := &TokenOptions{}
-	cmd := &cobra.Command{
-		Use:   "token",
-		Short: "Create, list and delete the bootstrap tokens nodes join with",
-		Long: `Bootstrap tokens let a machine join the cluster on its own ('kubeforge join ENDPOINT
+	cmd := groupCmd("token", "Create, list and delete the bootstrap tokens nodes join with", `Bootstrap tokens let a machine join the cluster on its own ('kubeforge join ENDPOINT
 --token ...'): kubeadm's format and semantics. They are Secrets in kube-system; the
 cluster deletes them when they expire. These commands talk to the cluster as its
-admin (the state directory's super-admin, through a control plane).`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-	}
+admin (the state directory's super-admin, through a control plane).`)
 	create := newActionCmd(deps, action{
 		name:  "token-create",
 		use:   "create -f CLUSTER_FILE",
@@ -81,12 +74,7 @@ admin (the state directory's super-admin, through a control plane).`,
 		flags: func(f *pflag.FlagSet) {
 			f.StringVarP(&opts.Output, "output", "o", "table", "table or json")
 		},
-		check: func(*ActionOptions, []string) error {
-			if opts.Output != "table" && opts.Output != "json" {
-				return usageError{fmt.Errorf("-o %q: table or json", opts.Output)}
-			}
-			return nil
-		},
+		check: func(*ActionOptions, []string) error { return checkOutput(opts.Output) },
 		after: func(ctx context.Context, deps *Deps, run *actionRun) error { return tokenList(ctx, deps, run, opts) },
 	}, nil)
 	del := newActionCmd(deps, action{
@@ -200,9 +188,7 @@ func tokenList(ctx context.Context, deps *Deps, run *actionRun, opts *TokenOptio
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Expires.Before(rows[j].Expires) })
 	if opts.Output == "json" {
-		enc := json.NewEncoder(run.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return writeJSON(run.Out, rows)
 	}
 	tw := tabwriter.NewWriter(run.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOKEN\tTTL\tEXPIRES\tUSAGES\tDESCRIPTION")

@@ -6,12 +6,7 @@ import (
 
 // NewCmdBundle builds `kubeforge bundle`.
 func NewCmdBundle(deps *Deps) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "bundle",
-		Short: "Work with the component bundle on the hosts",
-		Args:  noArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-	}
+	cmd := groupCmd("bundle", "Work with the component bundle on the hosts", "")
 	cmd.AddCommand(NewCmdBundleUpload(deps, nil))
 	return cmd
 }

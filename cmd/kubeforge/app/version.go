@@ -1,7 +1,6 @@
 package app
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -79,9 +78,7 @@ func runVersion(deps *Deps, opts *VersionOptions) error {
 	}
 	out := deps.IO.Out
 	if opts.Output == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(report)
+		return writeJSON(out, report)
 	}
 	k := report.Kubeforge
 	fmt.Fprintf(out, "kubeforge %s (%s, %s)\n", k.Version, k.GoVersion, k.Platform)
