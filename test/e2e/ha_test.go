@@ -274,11 +274,22 @@ func TestHA(t *testing.T) {
 	})
 
 	t.Run("the holder's API server stops: the VIP moves", func(t *testing.T) {
-		holders := vipHolders(cps)
-		if len(holders) != 1 {
-			t.Fatalf("VIP holders: %v", holders)
-		}
-		victim := holders[0]
+		// A control plane that came back takes the VIP back once its API
+		// server is ready (it has the higher priority): wait until one
+		// holder has kept it for 3 s, so the hand-over is not timed.
+		var victim string
+		eventually(t, 2*time.Minute, "one VIP holder, the same for 3s", func() string {
+			holders := vipHolders(cps)
+			if len(holders) != 1 {
+				return fmt.Sprintf("VIP holders %v", holders)
+			}
+			time.Sleep(3 * time.Second)
+			if again := vipHolders(cps); len(again) != 1 || again[0] != holders[0] {
+				return fmt.Sprintf("VIP holders %v, then %v", holders, again)
+			}
+			victim = holders[0]
+			return ""
+		})
 		others := slices.DeleteFunc(slices.Clone(cps), func(s string) bool { return s == victim })
 		// systemctl stop returns when the API server has shut down
 		// gracefully (up to its 20s TimeoutStopSec); /readyz fails from the
