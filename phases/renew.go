@@ -18,6 +18,7 @@ import (
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
 	"github.com/kubeforge/kubeforge/internal/vip"
+	"github.com/kubeforge/kubeforge/internal/wait"
 )
 
 // The phases of `kubeforge certs renew -f`: the certificates are renewed
@@ -256,6 +257,15 @@ func (p *certsVerifyPhase) Run(ctx context.Context, h *host.Host) error {
 	var problems []string
 	for _, ep := range p.endpoints(h) {
 		got, err := presented(ctx, h, ep.addr, client)
+		if ep.want == "" && (err != nil || time.Now().After(got.NotAfter)) {
+			// A kubelet whose serving certificate expired serves none
+			// until it has fetched the one kubelet-certs just approved:
+			// give it a few seconds.
+			_ = wait.For(ctx, 30*time.Second, func() (bool, error) {
+				got, err = presented(ctx, h, ep.addr, client)
+				return err == nil && time.Now().Before(got.NotAfter), nil
+			})
+		}
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("%s at %s: %v", ep.name, ep.addr, err))
 			continue
