@@ -325,7 +325,7 @@ func TestCerts(t *testing.T) {
 		cp := cps[1]
 		before := onHost(t, cp, "sed -n '/BEGIN/,/END/p' /etc/kubernetes/pki/apiserver.crt | openssl x509 -noout -serial 2>/dev/null || md5sum /etc/kubernetes/pki/apiserver.crt")
 		p := startProber(t, filepath.Join(state, "pki", "ca.crt"))
-		out := onHost(t, cp, "systemctl start kubeforge-certs-renew.service && journalctl -u kubeforge-certs-renew --no-pager -o cat | tail -20")
+		out := onHost(t, cp, "systemctl start kubeforge-certs-renew.service && journalctl -u kubeforge-certs-renew --no-pager -o short-precise | tail -30")
 		p.Stop()
 		after := onHost(t, cp, "sed -n '/BEGIN/,/END/p' /etc/kubernetes/pki/apiserver.crt | openssl x509 -noout -serial 2>/dev/null || md5sum /etc/kubernetes/pki/apiserver.crt")
 		if before == after || !strings.Contains(out, "renewed pki/apiserver.crt") || !strings.Contains(out, "restarted kube-apiserver") {
@@ -333,7 +333,11 @@ func TestCerts(t *testing.T) {
 		}
 		t.Logf("the timer's service on %s renewed its certificates; %d requests through the VIP meanwhile, %d failed %v", cp, p.requests, p.failures, p.first)
 		if p.failures != 0 {
-			t.Errorf("%d requests failed during the timer's renewal", p.failures)
+			t.Errorf("%d requests failed during the timer's renewal; its journal:\n%s", p.failures, out)
+			for _, n := range cps {
+				t.Logf("%s: keepalived and kube-apiserver meanwhile:\n%s", n, onHost(t, n,
+					"journalctl -u keepalived -u kube-apiserver -u etcd --no-pager -o short-precise --since '-3min' | grep -iE 'state|transition|shutdown|terminat|readyz|leader|elected|error' | tail -40"))
+			}
 		}
 	})
 
