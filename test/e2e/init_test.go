@@ -302,8 +302,25 @@ func TestInitWorkers(t *testing.T) {
 			t.Errorf("%s not Ready: %s", n, ready)
 		}
 	}
-	if roles := kubectl("get", "node", names[0], "-o", "jsonpath={.spec.taints[*].key}"); roles != "node-role.kubernetes.io/control-plane" {
-		t.Errorf("control plane taints: %q", roles)
+	// The control-plane taint is ours; node.kubernetes.io/* taints are the
+	// node controller's report of a condition of the machine the lab runs on
+	// (a CI disk over kubelet's eviction threshold gives disk-pressure), not
+	// of what init configured.
+	taints := strings.Fields(kubectl("get", "node", names[0], "-o", "jsonpath={.spec.taints[*].key}"))
+	var ours, conditions []string
+	for _, k := range taints {
+		if strings.HasPrefix(k, "node.kubernetes.io/") {
+			conditions = append(conditions, k)
+		} else {
+			ours = append(ours, k)
+		}
+	}
+	if strings.Join(ours, " ") != "node-role.kubernetes.io/control-plane" {
+		t.Errorf("control plane taints: %q, want node-role.kubernetes.io/control-plane", taints)
+	}
+	if len(conditions) > 0 {
+		t.Logf("%s also has the node controller's condition taints %v (the lab machine's disk or memory): %s", names[0], conditions,
+			kubectl("get", "node", names[0], "-o", "jsonpath={range .status.conditions[?(@.status=='True')]}{.type}: {.message}; {end}"))
 	}
 	// A pod on each worker; each reaches the other across nodes, and the
 	// cluster DNS.
