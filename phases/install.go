@@ -12,8 +12,14 @@ import (
 
 // installPhase links the programs of the current bundle into place:
 // /usr/local/bin/kube and a symlink per component (kubelet -> kube...),
-// flanneld, and the CNI plugins in /opt/cni/bin.
+// flanneld, crictl, and the CNI plugins in /opt/cni/bin. The runtime and
+// keepalived run from the bundle itself (offPath).
 type installPhase struct{ env *Env }
+
+// offPath are the bundle's programs that its units run by their bundle
+// path and that are never linked onto PATH: on a node that keeps the OS's
+// containerd, its runc and ctr must stay the OS's.
+var offPath = map[string]bool{"containerd": true, "containerd-shim-runc-v2": true, "ctr": true, "runc": true, "keepalived": true}
 
 func (*installPhase) Title() string { return "Install the components" }
 
@@ -24,6 +30,7 @@ func (p *installPhase) links() map[string]string {
 	for _, f := range p.env.Bundle.Files {
 		target := path.Join(cur, f.Path)
 		switch {
+		case offPath[path.Base(f.Path)]: // run from the bundle
 		case strings.HasPrefix(f.Path, "cni/bin/"):
 			out[path.Join(CNIBinDir, path.Base(f.Path))] = target
 		case len(f.Programs) > 1: // the multicall binary: itself, and a link per program

@@ -4,38 +4,40 @@ import (
 	"context"
 	"strings"
 
-	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
 )
 
-// packagesPhase installs, in one go, every OS package the later phases
-// need on a host: the runtime's, and keepalived's on a control plane
-// behind a VIP. It depends on nothing but the host, so the playbooks run it
-// while the bundle uploads and the control plane starts; runtime and vip
-// still ensure their own packages (a no-op by then), so each of them runs
-// alone as well (`init phase runtime`).
+// packagesPhase installs the OS packages of the base tools a host lacks
+// (host.BaseTools: iptables, conntrack, socat), and nothing else:
+// everything of kubeforge's comes from the bundle. On a server
+// distribution it has nothing to do. It depends on nothing but the host,
+// so the playbooks run it while the bundle uploads; the runtime phase
+// still ensures the same packages (a no-op by then), so it runs alone as
+// well (`init phase runtime`). Preflight refuses a host that lacks a tool
+// and reaches no package mirror, before anything is changed.
 type packagesPhase struct{ env *Env }
 
-func (*packagesPhase) Title() string { return "OS packages (containerd, and keepalived behind a VIP)" }
-
-func (p *packagesPhase) wanted(h *host.Host) []string {
-	pkgs := append([]string(nil), runtimePackages...)
-	if p.env.Cluster.Spec.ControlPlane.VIP != "" && h.Spec.Has(config.RoleControlPlane) {
-		pkgs = append(pkgs, vipPackages...)
-	}
-	return pkgs
+func (*packagesPhase) Title() string {
+	return "OS packages (only the base tools a host lacks: " + strings.Join(host.BaseTools, ", ") + ")"
 }
 
 func (p *packagesPhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
-	missing, err := h.MissingPackages(ctx, p.wanted(h)...)
-	if err != nil || len(missing) == 0 {
+	f, err := h.Facts(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return []string{"install " + strings.Join(missing, " ")}, nil
+	if len(f.MissingTools) == 0 {
+		return nil, nil
+	}
+	return []string{"install " + strings.Join(f.MissingToolPackages(), " ") + " (OS packages, for " + strings.Join(f.MissingTools, ", ") + ")"}, nil
 }
 
 func (p *packagesPhase) Run(ctx context.Context, h *host.Host) error {
-	installed, err := ensurePackages(ctx, h, p.wanted(h)...)
+	f, err := h.Facts(ctx)
+	if err != nil || len(f.MissingTools) == 0 {
+		return err
+	}
+	installed, err := ensurePackages(ctx, h, f.MissingToolPackages()...)
 	if err == nil && len(installed) > 0 {
 		p.env.Log.Info("installed packages", "host", h.Name(), "packages", installed)
 	}

@@ -64,12 +64,17 @@ type unit struct {
 	ExecStartPre    []string
 	Exec            string
 	Args            []string
+	// ExecReload and ExecStopPost are whole command lines.
+	ExecReload   string
+	ExecStopPost []string
 	RestartSec      string
 	// TimeoutStopSec bounds a graceful stop before systemd kills.
 	TimeoutStopSec string
 	LimitNOFILE    int
 	Delegate       bool
 	OOMScoreAdjust int
+	// Extra are more [Service] settings, "Key=value".
+	Extra []string
 }
 
 func (u unit) render() ([]byte, error) {

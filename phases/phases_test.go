@@ -187,6 +187,12 @@ func TestInstallLinks(t *testing.T) {
 		{Path: "bin/kube", Programs: []bundle.Program{{Name: "kubelet"}, {Name: "etcd"}}},
 		{Path: "bin/flanneld", Programs: []bundle.Program{{Name: "flanneld"}}},
 		{Path: "cni/bin/bridge", Programs: []bundle.Program{{Name: "cni-bridge"}}},
+		{Path: "bin/crictl", Programs: []bundle.Program{{Name: "crictl"}}},
+		// Run from the bundle by their units, never on PATH.
+		{Path: "bin/containerd", Programs: []bundle.Program{{Name: "containerd"}}},
+		{Path: "bin/runc", Programs: []bundle.Program{{Name: "runc"}}},
+		{Path: "bin/ctr", Programs: []bundle.Program{{Name: "ctr"}}},
+		{Path: "bin/keepalived", Programs: []bundle.Program{{Name: "keepalived"}}},
 	}}}}
 	links := p.links()
 	want := map[string]string{
@@ -195,6 +201,7 @@ func TestInstallLinks(t *testing.T) {
 		"/usr/local/bin/etcd":     "kube",
 		"/usr/local/bin/flanneld": "/opt/kubeforge/current/bin/flanneld",
 		"/opt/cni/bin/bridge":     "/opt/kubeforge/current/cni/bin/bridge",
+		"/usr/local/bin/crictl":   "/opt/kubeforge/current/bin/crictl",
 	}
 	if len(links) != len(want) {
 		t.Fatalf("links %v", links)
@@ -251,6 +258,104 @@ func TestPreflight(t *testing.T) {
 	}
 }
 
+// routedHost answers each command with the reply of the first key it
+// contains.
+type routedHost struct {
+	replies [][2]string
+	ran     *[]string
+}
+
+func (r routedHost) Run(_ context.Context, cmd string, _ io.Reader) (ssh.Result, error) {
+	*r.ran = append(*r.ran, cmd)
+	for _, kv := range r.replies {
+		if strings.Contains(cmd, kv[0]) {
+			return ssh.Result{Stdout: []byte(kv[1])}, nil
+		}
+	}
+	return ssh.Result{}, nil
+}
+func (routedHost) Put(context.Context, io.Reader, string) error { return nil }
+func (routedHost) Get(context.Context, string, io.Writer) error { return nil }
+func (routedHost) Close() error                                 { return nil }
+
+// A host without iptables: installed from a mirror it reaches; refused,
+// before anything is changed, when it reaches none.
+func TestPreflightBaseTools(t *testing.T) {
+	c := testCluster(t)
+	probe := "module=br_netfilter ok\nmodule=overlay ok\nsysctl=ip_forward\n"
+	sources := "source=http://deb.debian.org/debian\n"
+	for name, tc := range map[string]struct {
+		reach, want, say string
+	}{
+		"mirror reached": {reach: "ok\n", say: "lacks iptables (package iptables): installs it with apt"},
+		"air-gapped":     {reach: "", want: "[Packages] it lacks iptables (package iptables), and its package manager reaches no package mirror (no answer from deb.debian.org:80)"},
+	} {
+		var out strings.Builder
+		var ran []string
+		p := &preflightPhase{env: &Env{Cluster: c, Out: &out}}
+		h := host.New(c.Host("cp1"), routedHost{ran: &ran, replies: [][2]string{
+			{"/dev/tcp/", tc.reach}, {"sources.list", sources}, {"module=", probe}}})
+		h.SetFacts(&host.Facts{CPUs: 2, MemoryBytes: 4 << 30, CgroupVersion: 2, PackageManager: "apt", MissingTools: []string{"iptables"}})
+		err := p.Run(context.Background(), h)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+		if !strings.Contains(out.String(), tc.say) {
+			t.Errorf("%s: printed %q, want %q", name, out.String(), tc.say)
+		}
+		for _, cmd := range ran {
+			if strings.Contains(cmd, "apt-get install") || strings.Contains(cmd, "cat >") {
+				t.Errorf("%s: preflight changed the host: %s", name, cmd)
+			}
+		}
+	}
+}
+
+// A node of a cluster made on the OS's containerd keeps it; a new host,
+// even with the OS's containerd installed, gets the bundle's.
+func TestRuntimeChoice(t *testing.T) {
+	osUnit := "/lib/systemd/system/containerd.service"
+	for _, tc := range []struct {
+		f   host.Facts
+		os  bool
+		ctr string
+	}{
+		{host.Facts{}, false, "/opt/kubeforge/current/bin/ctr"},
+		{host.Facts{Containerd: "1.6.20", ContainerdUnit: osUnit}, false, "/opt/kubeforge/current/bin/ctr"},
+		{host.Facts{Containerd: "1.6.20", ContainerdUnit: osUnit, KubeletConfigured: true}, true, "ctr"},
+		{host.Facts{Containerd: "1.6.20", ContainerdUnit: UnitPath("containerd"), KubeletConfigured: true}, false, "/opt/kubeforge/current/bin/ctr"},
+	} {
+		if got := usesOSContainerd(&tc.f); got != tc.os {
+			t.Errorf("%+v: OS containerd %v, want %v", tc.f, got, tc.os)
+		}
+		if got := ctr(&tc.f); got != tc.ctr {
+			t.Errorf("%+v: ctr %s, want %s", tc.f, got, tc.ctr)
+		}
+	}
+	env := &Env{Bundle: &bundle.Manifest{
+		Files:  []bundle.File{{Path: "bin/containerd", Programs: []bundle.Program{{Name: "containerd", Version: "v2.4.2"}}}},
+		Images: []bundle.Image{{Name: "pause", Ref: "kubeforge.local/pause:3.10"}},
+	}}
+	p := &runtimePhase{env: env}
+	d, err := p.desired(&host.Facts{}, hostQuirks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := d.Services[0]; !strings.Contains(string(s.Unit), "ExecStart=/opt/kubeforge/current/bin/containerd") {
+		t.Errorf("the bundle's containerd runs from its own unit: %s", s.Unit)
+	}
+	d, err = p.desired(&host.Facts{Containerd: "1.6.20", ContainerdUnit: osUnit, KubeletConfigured: true}, hostQuirks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := d.Services[0]; s.Unit != nil || !strings.Contains(string(d.Files[2].Data), "version = 2") {
+		t.Errorf("the OS's containerd keeps its unit and a 1.x configuration: %s", d.Files[2].Data)
+	}
+}
+
 func validToken(s string) bool {
 	_, err := bootstraptoken.Parse(s)
 	return err == nil
@@ -290,7 +395,7 @@ spec:
 	if strings.Contains(conf, "        192.0.2.12\n") || strings.Contains(conf, "192.0.2.21") {
 		t.Errorf("peers list the host itself or a worker:\n%s", conf)
 	}
-	if s := d.Services[0]; s.Name != "keepalived" || !s.Reload || s.Unit != nil {
+	if s := d.Services[0]; s.Name != "keepalived" || !s.Reload || !strings.Contains(string(s.Unit), "ip addr del 192.0.2.100/32 dev ens3") {
 		t.Errorf("service %+v", s)
 	}
 	if vipPriority(c, c.Host("cp1")) <= vipPriority(c, c.Host("cp3")) {

@@ -67,6 +67,9 @@ func (p *preflightPhase) Run(ctx context.Context, h *host.Host) error {
 	warn := func(format string, args ...any) {
 		fmt.Fprintf(p.env.Out, "[preflight] %-28s warning: %s\n", h.String(), fmt.Sprintf(format, args...))
 	}
+	note := func(format string, args ...any) {
+		fmt.Fprintf(p.env.Out, "[preflight] %-28s %s\n", h.String(), fmt.Sprintf(format, args...))
+	}
 	spec := h.Spec
 	f, err := h.Facts(ctx)
 	if err != nil {
@@ -86,6 +89,27 @@ func (p *preflightPhase) Run(ctx context.Context, h *host.Host) error {
 	}
 	if isCP && f.MemoryBytes < 1700<<20 {
 		fail("Mem", "%d MiB of memory: a control plane needs at least 1700 MiB", f.MemoryBytes>>20)
+	}
+
+	// Everything of kubeforge's comes from the bundle; the base tools from
+	// the OS, installed only where one is missing, and only from a mirror
+	// the host reaches.
+	if len(f.MissingTools) > 0 {
+		switch ok, why, err := h.MirrorReachable(ctx); {
+		case err != nil:
+			return err
+		case f.PackageManager == "":
+			fail("Packages", "it lacks %s and has no package manager kubeforge knows: install them, then run again", f.DescribeMissingTools())
+		case !ok:
+			fail("Packages", "it lacks %s, and its package manager reaches no package mirror (%s): install them from your own media or mirror, then run again",
+				f.DescribeMissingTools(), why)
+		default:
+			note("lacks %s: installs it with %s", f.DescribeMissingTools(), f.PackageManager)
+		}
+	}
+	if usesOSContainerd(f) {
+		note("keeps the OS's containerd %s: it is a node already, and its runtime moves to the bundled containerd %s only with the node drained, a step of the upgrade (not of init or join)",
+			f.Containerd, containerdVersion(p.env.Bundle))
 	}
 
 	ports := []int{KubeletPort, KubeProxyHealthPort}

@@ -36,7 +36,7 @@ var resetPaths = []string{KubernetesDir, EtcdDataDir, EtcdDataDir + ".before-res
 	KeepalivedConfig, KeepalivedCheckScript, MaintenanceScript, MaintenanceFlag, BundleRoot, CurrentBundle(), SnapshotScript, path.Dir(SnapshotScript),
 	"/etc/systemd/system/kubelet.service", "/etc/systemd/system/kube-proxy.service", "/etc/systemd/system/flanneld.service",
 	"/etc/systemd/system/kube-scheduler.service", "/etc/systemd/system/kube-controller-manager.service",
-	"/etc/systemd/system/kube-apiserver.service", "/etc/systemd/system/etcd.service",
+	"/etc/systemd/system/kube-apiserver.service", "/etc/systemd/system/etcd.service", "/etc/systemd/system/keepalived.service",
 	"/etc/systemd/system/" + TimerUnit + ".service", "/etc/systemd/system/" + TimerUnit + ".timer",
 	"/etc/systemd/system/" + SnapshotTimerUnit + ".service", "/etc/systemd/system/" + SnapshotTimerUnit + ".timer"}
 
@@ -45,6 +45,7 @@ func (p *resetPhase) Plan(context.Context, *host.Host) ([]string, error) {
 		"stop the pods' containers, unmount their volumes, remove their network namespaces and images",
 		"remove cni0, flannel.1 and the KUBE-, FLANNEL- and CNI- firewall chains",
 		"remove " + strings.Join(resetPaths[:6], ", ") + " and the rest kubeforge wrote",
+		"stop kubeforge's containerd and remove it with its state (" + containerdState + "); an OS containerd stays",
 		"put the kernel settings back as they were"}
 	if p.purge {
 		lines = append(lines, "purge the OS packages kubeforge installed")
@@ -75,16 +76,27 @@ func (p *resetPhase) Run(ctx context.Context, h *host.Host) error {
 	fmt.Fprintf(&s, "for u in %s; do systemctl disable --now $u >/dev/null 2>&1; done\n", strings.Join(resetServices, " "))
 	// The pods: their containers, then what they mounted and their
 	// network namespaces.
-	s.WriteString(`if command -v ctr >/dev/null; then
-  for t in $(ctr -n k8s.io tasks ls -q); do ctr -n k8s.io tasks kill -s SIGKILL "$t"; done
+	f, err := h.Facts(ctx)
+	if err != nil {
+		return err
+	}
+	ours := f.ContainerdUnit == UnitPath("containerd")
+	fmt.Fprintf(&s, "CTR=%s\n", host.Quote(ctr(f)))
+	s.WriteString(`if command -v "$CTR" >/dev/null; then
+  for t in $("$CTR" -n k8s.io tasks ls -q); do "$CTR" -n k8s.io tasks kill -s SIGKILL "$t"; done
   sleep 1
-  for t in $(ctr -n k8s.io tasks ls -q); do ctr -n k8s.io tasks delete -f "$t"; done
-  ctr -n k8s.io containers ls -q | xargs -r ctr -n k8s.io containers rm
-  ctr -n k8s.io images ls -q | xargs -r ctr -n k8s.io images rm
-  ctr -n k8s.io snapshots ls 2>/dev/null | awk 'NR>1 {print $1}' | xargs -r ctr -n k8s.io snapshots rm
-  ctr namespaces rm k8s.io
+  for t in $("$CTR" -n k8s.io tasks ls -q); do "$CTR" -n k8s.io tasks delete -f "$t"; done
+  "$CTR" -n k8s.io containers ls -q | xargs -r "$CTR" -n k8s.io containers rm
+  "$CTR" -n k8s.io images ls -q | xargs -r "$CTR" -n k8s.io images rm
+  "$CTR" -n k8s.io snapshots ls 2>/dev/null | awk 'NR>1 {print $1}' | xargs -r "$CTR" -n k8s.io snapshots rm
+  "$CTR" namespaces rm k8s.io
 fi
-# The kubelet's cgroup slices (transient units, with the systemd driver).
+`)
+	if ours {
+		// kubeforge's runtime goes with its state; its unit below.
+		s.WriteString("systemctl disable --now containerd.service >/dev/null 2>&1\n")
+	}
+	s.WriteString(`# The kubelet's cgroup slices (transient units, with the systemd driver).
 systemctl stop kubepods.slice >/dev/null 2>&1
 awk '$2 ~ "^/var/lib/kubelet|^/run/netns/cni-|^/run/containerd/io.containerd|^/var/run/netns/cni-" {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l
 for ns in $(ip netns list | awk '/^cni-/ {print $1}'); do ip netns delete "$ns"; done
@@ -115,8 +127,16 @@ ip link delete flannel.1
 	// The pods' logs and the bundle archive, then what kubeforge kept.
 	fmt.Fprintf(&s, "rm -rf /var/log/pods /var/log/containers %s\n", HostStateDir)
 	s.WriteString("systemctl daemon-reload\nsystemctl reset-failed >/dev/null 2>&1\n")
-	// containerd stays (an OS package) on its own configuration again.
-	s.WriteString("systemctl is-active containerd >/dev/null && systemctl restart containerd\ntrue\n")
+	if ours {
+		awk := "awk '$2 ~ \"^" + containerdState + "|^/run/containerd\" {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l\n"
+		s.WriteString(awk)
+		fmt.Fprintf(&s, "rm -rf %s %s /run/containerd %s\nrmdir /etc/containerd 2>/dev/null\n", host.Quote(UnitPath("containerd")), containerdState, CrictlConfig)
+		s.WriteString("systemctl daemon-reload\n")
+	} else {
+		// The OS's containerd stays, on its own configuration again.
+		s.WriteString("systemctl is-active containerd >/dev/null && systemctl restart containerd\n")
+	}
+	s.WriteString("true\n")
 	if _, err := h.Run(ctx, s.String()); err != nil {
 		return err
 	}

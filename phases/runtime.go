@@ -3,17 +3,15 @@ package phases
 import (
 	"context"
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
+	"github.com/kubeforge/kubeforge/components/bundle"
 	"github.com/kubeforge/kubeforge/internal/host"
 	"github.com/kubeforge/kubeforge/internal/wait"
 	"github.com/kubeforge/kubeforge/templates"
 )
-
-// runtimePackages are installed from the host's package manager when
-// missing.
-var runtimePackages = []string{"containerd", "runc", "iptables", "conntrack", "socat"}
 
 // kernel settings every node needs: bridged traffic through iptables and
 // IPv4 forwarding.
@@ -24,9 +22,63 @@ const (
 	sysctls     = "net.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\nnet.ipv4.ip_forward = 1\n"
 )
 
-// runtimePhase prepares the container runtime: packages, kernel modules and
-// sysctls, the containerd configuration, and the offline images.
+// runtimePhase prepares the container runtime: kernel modules and
+// sysctls, containerd from the bundle under kubeforge's own unit (with
+// runc and the shim beside it, crictl pointed at it), and the offline
+// images. A node made before kubeforge shipped its runtime keeps the OS's
+// containerd: switching a running node's runtime needs its pods gone
+// first (a drain), which is the upgrade's step, not init's or join's.
 type runtimePhase struct{ env *Env }
+
+// Where the bundle's runtime runs from. It is not linked onto PATH: on a
+// node that keeps the OS's containerd, the OS's runc and ctr stay the
+// ones its containerd and its admin use.
+func bundleBin(name string) string { return path.Join(CurrentBundle(), "bin", name) }
+
+const (
+	// CrictlConfig points crictl at our socket.
+	CrictlConfig = "/etc/crictl.yaml"
+	// RegistryConfigDir holds a directory per registry with its
+	// hosts.toml (containerd's config_path).
+	RegistryConfigDir = "/etc/containerd/certs.d"
+	// containerdState is what containerd keeps; reset removes ours.
+	containerdState = "/var/lib/containerd"
+)
+
+// usesOSContainerd reports whether a host keeps the OS's containerd: it
+// has one on PATH, runs it from the OS's unit, and is a node already.
+// Anywhere else, kubeforge's containerd is installed (over an OS one
+// installed but not yet serving a kubelet).
+func usesOSContainerd(f *host.Facts) bool {
+	return f.Containerd != "" && f.ContainerdUnit != "" && f.ContainerdUnit != UnitPath("containerd") && f.KubeletConfigured
+}
+
+// ctr is the ctr that talks to the host's containerd.
+func ctr(f *host.Facts) string {
+	if usesOSContainerd(f) {
+		return "ctr"
+	}
+	return bundleBin("ctr")
+}
+
+// containerdUnit runs the bundle's containerd. Its PATH starts with the
+// bundle, where containerd finds containerd-shim-runc-v2.
+func containerdUnit() ([]byte, error) {
+	return unit{
+		Description:    "containerd container runtime (kubeforge)",
+		Documentation:  "https://containerd.io",
+		After:          []string{"network.target", "local-fs.target"},
+		Type:           "notify",
+		Environment:    []string{"PATH=" + path.Join(CurrentBundle(), "bin") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		Exec:           bundleBin("containerd"),
+		Args:           []string{"--config", ContainerdConfig},
+		RestartSec:     "5s",
+		LimitNOFILE:    1048576,
+		Delegate:       true, // and KillMode=process: a restart keeps the pods' shims
+		OOMScoreAdjust: -999,
+		Extra:          []string{"TasksMax=infinity"},
+	}.render()
+}
 
 func (*runtimePhase) Title() string { return "Container runtime (containerd) and kernel settings" }
 
@@ -43,36 +95,63 @@ func detectQuirks(ctx context.Context, h *host.Host) (hostQuirks, error) {
 	return hostQuirks{cannotLowerOOMScore: !ok}, err
 }
 
-func (p *runtimePhase) desired(q hostQuirks) (Desired, error) {
+func (p *runtimePhase) desired(f *host.Facts, q hostQuirks) (Desired, error) {
 	pause, ok := p.env.Bundle.Image("pause")
 	if !ok {
 		return Desired{}, fmt.Errorf("the bundle has no pause image")
 	}
+	d := Desired{Files: []File{
+		{Path: modulesFile, Data: []byte("# " + templates.Header + "\n" + modules), Mode: host.FileMode{Perm: 0o644}},
+		{Path: sysctlFile, Data: []byte("# " + templates.Header + "\n" + sysctls), Mode: host.FileMode{Perm: 0o644}},
+	}}
+	if usesOSContainerd(f) {
+		toml, err := templates.Render("containerd/config-1.x.toml.tmpl", map[string]any{
+			"SandboxImage":        pause.Ref,
+			"RestrictOOMScoreAdj": q.cannotLowerOOMScore,
+			"SystemdCgroup":       true,
+		})
+		if err != nil {
+			return Desired{}, err
+		}
+		d.Files = append(d.Files, File{Path: ContainerdConfig, Data: toml, Mode: host.FileMode{Perm: 0o644}})
+		// The OS's unit, from its package.
+		d.Services = []Service{{Name: "containerd", Inputs: []string{ContainerdConfig}}}
+		return d, nil
+	}
 	toml, err := templates.Render("containerd/config.toml.tmpl", map[string]any{
+		"Version":             containerdVersion(p.env.Bundle),
 		"SandboxImage":        pause.Ref,
+		"RegistryConfigPath":  RegistryConfigDir,
 		"RestrictOOMScoreAdj": q.cannotLowerOOMScore,
+		"Runc":                bundleBin("runc"),
 		"SystemdCgroup":       true,
+		"CNIBinDir":           CNIBinDir,
+		"CNIConfDir":          CNIConfDir,
 	})
 	if err != nil {
 		return Desired{}, err
 	}
-	return Desired{
-		Files: []File{
-			{Path: modulesFile, Data: []byte("# " + templates.Header + "\n" + modules), Mode: host.FileMode{Perm: 0o644}},
-			{Path: sysctlFile, Data: []byte("# " + templates.Header + "\n" + sysctls), Mode: host.FileMode{Perm: 0o644}},
-			{Path: ContainerdConfig, Data: toml, Mode: host.FileMode{Perm: 0o644}},
-		},
-		// containerd's unit comes with its package.
-		Services: []Service{{Name: "containerd", Inputs: []string{ContainerdConfig}}},
-	}, nil
+	crictl, err := templates.Render("containerd/crictl.yaml.tmpl", map[string]any{"Socket": ContainerdSocket})
+	if err != nil {
+		return Desired{}, err
+	}
+	u, err := containerdUnit()
+	if err != nil {
+		return Desired{}, err
+	}
+	d.Files = append(d.Files,
+		File{Path: ContainerdConfig, Data: toml, Mode: host.FileMode{Perm: 0o644}},
+		File{Path: CrictlConfig, Data: crictl, Mode: host.FileMode{Perm: 0o644}})
+	d.Services = []Service{{Name: "containerd", Unit: u, Inputs: []string{ContainerdConfig}}}
+	return d, nil
 }
 
-func (p *runtimePhase) missingImages(ctx context.Context, h *host.Host) ([]string, error) {
-	ok, err := h.Check(ctx, "command -v ctr")
+func (p *runtimePhase) missingImages(ctx context.Context, h *host.Host, f *host.Facts) ([]string, error) {
+	ok, err := h.Check(ctx, "command -v "+host.Quote(ctr(f)))
 	if err != nil || !ok {
 		return p.imageRefs(), err
 	}
-	out, err := h.Run(ctx, "ctr -n k8s.io images ls -q 2>/dev/null || true")
+	out, err := h.Run(ctx, host.Quote(ctr(f))+" -n k8s.io images ls -q 2>/dev/null || true")
 	if err != nil {
 		return nil, err
 	}
@@ -98,24 +177,24 @@ func (p *runtimePhase) imageRefs() []string {
 }
 
 func (p *runtimePhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
-	var plan []string
-	pkgs, err := h.MissingPackages(ctx, runtimePackages...)
+	f, err := h.Facts(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if len(pkgs) > 0 && !p.env.packagesStep() { // else the packages step lists them
-		plan = append(plan, "install "+strings.Join(pkgs, " "))
+	var plan []string
+	if pkgs := f.MissingToolPackages(); len(pkgs) > 0 && !p.env.packagesStep() { // else the packages step lists them
+		plan = append(plan, "install "+strings.Join(pkgs, " ")+" (OS packages)")
 	}
 	q, err := detectQuirks(ctx, h)
 	if err != nil {
 		return nil, err
 	}
-	lines, err := planOf(ctx, h)(p.desired(q))
+	lines, err := planOf(ctx, h)(p.desired(f, q))
 	if err != nil {
 		return nil, err
 	}
 	plan = append(plan, lines...)
-	imgs, err := p.missingImages(ctx, h)
+	imgs, err := p.missingImages(ctx, h, f)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +205,12 @@ func (p *runtimePhase) Plan(ctx context.Context, h *host.Host) ([]string, error)
 }
 
 func (p *runtimePhase) Run(ctx context.Context, h *host.Host) error {
-	if installed, err := ensurePackages(ctx, h, runtimePackages...); err != nil {
+	f, err := h.Facts(ctx)
+	if err != nil {
+		return err
+	}
+	// A no-op after the packages step; here for `init phase runtime` alone.
+	if installed, err := ensurePackages(ctx, h, f.MissingToolPackages()...); err != nil {
 		return err
 	} else if len(installed) > 0 {
 		p.env.Log.Info("installed packages", "host", h.Name(), "packages", installed)
@@ -135,7 +219,7 @@ func (p *runtimePhase) Run(ctx context.Context, h *host.Host) error {
 	if err != nil {
 		return err
 	}
-	d, err := p.desired(q)
+	d, err := p.desired(f, q)
 	if err != nil {
 		return err
 	}
@@ -155,17 +239,17 @@ func (p *runtimePhase) Run(ctx context.Context, h *host.Host) error {
 		return fmt.Errorf("kernel settings: %w", err)
 	}
 	if err := wait.For(ctx, 60*time.Second, func() (bool, error) {
-		return h.Check(ctx, "ctr -n k8s.io version >/dev/null 2>&1")
+		return h.Check(ctx, host.Quote(ctr(f))+" -n k8s.io version >/dev/null 2>&1")
 	}); err != nil {
 		return fmt.Errorf("containerd did not come up: %w (see journalctl -u containerd)", err)
 	}
-	missing, err := p.missingImages(ctx, h)
+	missing, err := p.missingImages(ctx, h, f)
 	if err != nil {
 		return err
 	}
 	for _, ref := range missing {
 		tar := CurrentBundle() + "/" + p.imagePath(ref)
-		if _, err := h.Run(ctx, "ctr -n k8s.io images import "+host.Quote(tar)); err != nil {
+		if _, err := h.Run(ctx, host.Quote(ctr(f))+" -n k8s.io images import "+host.Quote(tar)); err != nil {
 			return fmt.Errorf("import %s: %w", ref, err)
 		}
 	}
@@ -180,4 +264,14 @@ func (p *runtimePhase) imagePath(ref string) string {
 		}
 	}
 	return ""
+}
+
+// containerdVersion is the bundle's containerd version, for the config's
+// header ("" from a bundle without one).
+func containerdVersion(m *bundle.Manifest) string {
+	if m == nil {
+		return ""
+	}
+	_, prog, _ := m.Program("containerd")
+	return prog.Version
 }

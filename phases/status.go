@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,12 +88,15 @@ func (p *statusPhase) Run(ctx context.Context, h *host.Host) error {
 	}
 	script := fmt.Sprintf(`systemctl show -p Id,LoadState,ActiveState,SubState,ActiveEnterTimestamp,NRestarts,Environment %s
 echo "@@tools"
-echo "containerd=$(containerd --version 2>/dev/null)"
-echo "keepalived=$(keepalived --version 2>&1 | head -1)"
+for p in containerd keepalived; do
+  # The bundle's program under kubeforge's unit, else the OS's.
+  b=$p; [ "$(systemctl show -P FragmentPath $p.service 2>/dev/null)" = /etc/systemd/system/$p.service ] && b=%s/$p
+  command -v "$b" >/dev/null && echo "$p=$("$b" --version 2>&1 | head -1)"
+done
 echo "@@addrs"
 ip -o addr show 2>/dev/null
 echo "@@certs"
-%s`, strings.Join(units, " "), certs.InventoryScript)
+%s`, strings.Join(units, " "), host.Quote(path.Join(CurrentBundle(), "bin")), certs.InventoryScript)
 	out, err := h.Run(ctx, script)
 	if err != nil {
 		return err
@@ -142,8 +146,9 @@ echo "@@certs"
 }
 
 // version is the component's version: the bundle's, named by the binary
-// sum in the unit (KUBEFORGE_BINARY=kubelet@sha256:...), or the OS
-// package's for containerd and keepalived.
+// sum in the unit (KUBEFORGE_BINARY=kubelet@sha256:...); for containerd
+// and keepalived, what the program the unit runs says (the bundle's, or
+// the OS's on a node that keeps it).
 func (p *statusPhase) version(name, environment string, tools map[string]string) string {
 	switch name {
 	case "containerd", "keepalived":

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/kubeforge/kubeforge/internal/config"
@@ -39,8 +38,26 @@ const (
 	MaintenanceFlag   = vip.MaintenanceFlag
 )
 
-// vipPackages come from the host's package manager; curl runs the check.
-var vipPackages = []string{"keepalived", "curl"}
+// keepalivedUnit runs the bundle's keepalived, VRRP only, in the
+// foreground and logging to the journal. A reload (SIGHUP) re-reads the
+// configuration and keeps the VIP where it is. Killed, keepalived would
+// leave the VIP on the interface until it starts again: the unit removes
+// it whenever keepalived stops.
+func keepalivedUnit(vip netip.Addr, iface string) ([]byte, error) {
+	// vip is a parsed address; iface a kernel interface name (facts, or
+	// spec.controlPlane.vipInterface validated as one): nothing to quote.
+	return unit{
+		Description:   "keepalived: the control plane's virtual IP (kubeforge)",
+		Documentation: "https://www.keepalived.org/manpage.html",
+		After:         []string{"network-online.target"},
+		Wants:         []string{"network-online.target"},
+		Exec:          bundleBin("keepalived"),
+		Args:          []string{"--dont-fork", "--log-console", "--vrrp", "--use-file=" + KeepalivedConfig},
+		ExecReload:    "/bin/kill -HUP $MAINPID",
+		ExecStopPost:  []string{fmt.Sprintf(`-/bin/sh -c "ip addr del %s/%d dev %s 2>/dev/null || true"`, vip, vip.BitLen(), iface)},
+		RestartSec:    "1s",
+	}.render()
+}
 
 // vipPriority: the first control plane in the cluster file is preferred,
 // then the next; equal priorities would leave it to chance.
@@ -109,9 +126,14 @@ func (p *vipPhase) desired(ctx context.Context, h *host.Host) (Desired, error) {
 		return Desired{}, err
 	}
 	check, err := templates.Render("keepalived/check-apiserver.sh.tmpl", map[string]any{
+		"Check":  bundleBin("kube-apiserver-check"),
 		"CAFile": pki("ca.crt"),
-		"URL":    fmt.Sprintf("https://127.0.0.1:%d/readyz", cp.Port),
+		"Port":   cp.Port,
 	})
+	if err != nil {
+		return Desired{}, err
+	}
+	u, err := keepalivedUnit(addr, iface)
 	if err != nil {
 		return Desired{}, err
 	}
@@ -121,34 +143,17 @@ func (p *vipPhase) desired(ctx context.Context, h *host.Host) (Desired, error) {
 			{Path: KeepalivedCheckScript, Data: check, Mode: host.FileMode{Perm: 0o755}},
 			{Path: MaintenanceScript, Data: maintenance, Mode: host.FileMode{Perm: 0o755}},
 		},
-		// The unit comes with the package.
-		Services: []Service{{Name: "keepalived", Inputs: []string{KeepalivedConfig, KeepalivedCheckScript, MaintenanceScript}, Reload: true}},
+		Services: []Service{{Name: "keepalived", Unit: u, Inputs: []string{KeepalivedConfig, KeepalivedCheckScript, MaintenanceScript}, Reload: true}},
 	}, nil
 }
 
 func (p *vipPhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
-	var plan []string
-	pkgs, err := h.MissingPackages(ctx, vipPackages...)
-	if err != nil {
-		return nil, err
-	}
-	if len(pkgs) > 0 && !p.env.packagesStep() { // else the packages step lists them
-		plan = append(plan, "install "+strings.Join(pkgs, " "))
-	}
-	d, err := p.desired(ctx, h)
-	if err != nil {
-		return nil, err
-	}
-	lines, err := d.Plan(ctx, h)
-	return append(plan, lines...), err
+	return planOf(ctx, h)(p.desired(ctx, h))
 }
 
 func (p *vipPhase) Run(ctx context.Context, h *host.Host) error {
 	d, err := p.desired(ctx, h)
 	if err != nil {
-		return err
-	}
-	if _, err := ensurePackages(ctx, h, vipPackages...); err != nil {
 		return err
 	}
 	if _, err := d.Apply(ctx, h); err != nil {

@@ -31,10 +31,25 @@ var cases = []struct {
 		"EnvironmentFile": "/var/lib/kubeforge/etcd-initial-cluster.env", "ExecStartPre": []string{"/bin/mkdir -p -m 0700 /var/lib/etcd"},
 		"Exec": "/usr/local/bin/etcd", "Args": []string{"--data-dir=/var/lib/etcd", "--name=cp1"},
 		"RestartSec": "5s", "TimeoutStopSec": "", "LimitNOFILE": 65536, "Delegate": false, "OOMScoreAdjust": 0,
+		"ExecReload": "", "ExecStopPost": []string(nil), "Extra": []string(nil),
 	}, parseUnit},
+	{"keepalived.service", "systemd/service.tmpl", map[string]any{
+		"Description": "keepalived", "Documentation": "https://www.keepalived.org/manpage.html",
+		"After": []string{"network-online.target"}, "Wants": []string{"network-online.target"}, "Requires": []string(nil),
+		"Type": "simple", "Environment": []string(nil), "EnvironmentFile": "", "ExecStartPre": []string(nil),
+		"Exec": "/opt/kubeforge/current/bin/keepalived", "Args": []string{"--dont-fork", "--vrrp"},
+		"ExecReload": "/bin/kill -HUP $MAINPID", "ExecStopPost": []string{`-/bin/sh -c "ip addr del 172.30.0.100/32 dev eth0 2>/dev/null || true"`},
+		"RestartSec": "1s", "TimeoutStopSec": "", "LimitNOFILE": 0, "Delegate": false, "OOMScoreAdjust": 0, "Extra": []string{"TasksMax=infinity"},
+	}, parseUnitWith("[Service]", "ExecReload", "/bin/kill -HUP $MAINPID")},
 	{"containerd.toml", "containerd/config.toml.tmpl", map[string]any{
+		"Version": "2.4.2", "SandboxImage": "kubeforge.local/pause:3.10-kubeforge.1", "RegistryConfigPath": "/etc/containerd/certs.d",
+		"RestrictOOMScoreAdj": true, "Runc": "/opt/kubeforge/current/bin/runc", "SystemdCgroup": true,
+		"CNIBinDir": "/opt/cni/bin", "CNIConfDir": "/etc/cni/net.d",
+	}, parseContainerd2},
+	{"containerd-1.x.toml", "containerd/config-1.x.toml.tmpl", map[string]any{
 		"SandboxImage": "kubeforge.local/pause:3.10-kubeforge.1", "RestrictOOMScoreAdj": true, "SystemdCgroup": true,
 	}, parseTOML},
+	{"crictl.yaml", "containerd/crictl.yaml.tmpl", map[string]any{"Socket": "unix:///run/containerd/containerd.sock"}, parseYAML},
 	{"10-flannel.conflist", "cni/10-flannel.conflist.tmpl", nil, parseJSON},
 	{"net-conf.json", "cni/net-conf.json.tmpl", map[string]string{"PodCIDR": "10.244.0.0/16", "Backend": "vxlan"}, parseJSON},
 	{"coredns.yaml", "addons/coredns.yaml.tmpl", map[string]any{
@@ -61,7 +76,7 @@ var cases = []struct {
 	{"renew.timer", "systemd/renew.timer.tmpl", map[string]any{"Unit": "kubeforge-certs-renew"}, parseUnitWith("[Timer]", "OnCalendar", "daily")},
 	{"maintenance.sh", "keepalived/maintenance.sh.tmpl", map[string]any{"Flag": "/etc/keepalived/kubeforge-maintenance"}, parseShell},
 	{"check-apiserver.sh", "keepalived/check-apiserver.sh.tmpl", map[string]any{
-		"CAFile": "/etc/kubernetes/pki/ca.crt", "URL": "https://127.0.0.1:6443/readyz",
+		"Check": "/opt/kubeforge/current/bin/kube-apiserver-check", "CAFile": "/etc/kubernetes/pki/ca.crt", "Port": 6443,
 	}, parseShell},
 }
 
@@ -210,6 +225,44 @@ func parseTOML(t *testing.T, out []byte) {
 	cri := v["plugins"].(map[string]any)["io.containerd.grpc.v1.cri"].(map[string]any)
 	if cri["sandbox_image"] != "kubeforge.local/pause:3.10-kubeforge.1" || cri["restrict_oom_score_adj"] != true {
 		t.Fatalf("cri %v", cri)
+	}
+}
+
+// parseContainerd2 checks containerd 2.x's sections (configuration
+// version 4) and the settings the kubelet depends on.
+func parseContainerd2(t *testing.T, out []byte) {
+	t.Helper()
+	var v struct {
+		Version int
+		Plugins map[string]map[string]any
+	}
+	if err := toml.Unmarshal(out, &v); err != nil {
+		t.Fatalf("TOML: %v", err)
+	}
+	images, runtime := v.Plugins["io.containerd.cri.v1.images"], v.Plugins["io.containerd.cri.v1.runtime"]
+	if v.Version != 4 || images == nil || runtime == nil {
+		t.Fatalf("version %d, plugins %v", v.Version, v.Plugins)
+	}
+	if got := images["pinned_images"].(map[string]any)["sandbox"]; got != "kubeforge.local/pause:3.10-kubeforge.1" {
+		t.Errorf("sandbox image %v", got)
+	}
+	if got := images["registry"].(map[string]any)["config_path"]; got != "/etc/containerd/certs.d" {
+		t.Errorf("config_path %v", got)
+	}
+	if runtime["restrict_oom_score_adj"] != true {
+		t.Errorf("restrict_oom_score_adj %v", runtime["restrict_oom_score_adj"])
+	}
+	runc := runtime["containerd"].(map[string]any)["runtimes"].(map[string]any)["runc"].(map[string]any)["options"].(map[string]any)
+	if runc["SystemdCgroup"] != true || runc["BinaryName"] != "/opt/kubeforge/current/bin/runc" {
+		t.Errorf("runc options %v", runc)
+	}
+}
+
+func parseYAML(t *testing.T, out []byte) {
+	t.Helper()
+	var v map[string]any
+	if err := yaml.Unmarshal(out, &v); err != nil || len(v) == 0 {
+		t.Fatalf("YAML: %v (%v)", err, v)
 	}
 }
 

@@ -25,9 +25,20 @@ type Facts struct {
 	CPUs           int
 	SwapBytes      int64
 	PackageManager string // apt, dnf, yum, or ""
-	Containerd     string // version, "" when not installed
-	Runc           string
-	Keepalived     string
+	// Containerd, Runc and Keepalived are the versions of the OS's
+	// programs on PATH, "" when there are none (kubeforge's own run from
+	// the bundle, off PATH).
+	Containerd string
+	Runc       string
+	Keepalived string
+	// ContainerdUnit is the file systemd runs containerd.service from, ""
+	// when there is none: kubeforge's is /etc/systemd/system/containerd.service.
+	ContainerdUnit string
+	// KubeletConfigured: the host is a node already (the kubelet's
+	// configuration exists).
+	KubeletConfigured bool
+	// MissingTools are the base commands of BaseTools the host lacks.
+	MissingTools []string
 	// Addresses are the host's IPv4 addresses with their prefixes, by
 	// interface.
 	Addresses map[string][]netip.Prefix
@@ -52,7 +63,7 @@ func (f *Facts) Upstreams() []netip.Addr {
 
 // factsScript prints key=value lines, one command per fact, so one SSH
 // round trip gathers everything. Keys are parsed by parseFacts.
-const factsScript = `exec 2>/dev/null
+var factsScript = `exec 2>/dev/null
 echo "hostname=$(hostname)"
 if [ -r /etc/os-release ]; then . /etc/os-release; echo "os_id=$ID"; echo "os_id_like=$ID_LIKE"; echo "os_version=$VERSION_ID"; echo "os_pretty=$PRETTY_NAME"; fi
 echo "arch=$(uname -m)"
@@ -67,6 +78,9 @@ for pm in apt-get dnf yum; do if command -v $pm >/dev/null; then echo "pkg=$pm";
 command -v containerd >/dev/null && echo "containerd=$(containerd --version)"
 command -v runc >/dev/null && echo "runc=$(runc --version | head -1)"
 command -v keepalived >/dev/null && echo "keepalived=$(keepalived --version 2>&1 | head -1)"
+echo "containerd_unit=$(systemctl show -P FragmentPath containerd.service)"
+[ -e /var/lib/kubelet/config.yaml ] && echo "kubelet_configured=1"
+for t in ` + baseToolList + `; do command -v $t >/dev/null || echo "missing_tool=$t"; done
 ip -o -4 addr show 2>/dev/null | awk '{print "addr=" $2 " " $4}'
 rc=/etc/resolv.conf; [ -s /run/systemd/resolve/resolv.conf ] && rc=/run/systemd/resolve/resolv.conf
 echo "resolvconf=$rc"
@@ -160,6 +174,12 @@ func parseFacts(out string) (*Facts, error) {
 			f.Runc = versionWord(v)
 		case "keepalived":
 			f.Keepalived = versionWord(v)
+		case "containerd_unit":
+			f.ContainerdUnit = v
+		case "kubelet_configured":
+			f.KubeletConfigured = true
+		case "missing_tool":
+			f.MissingTools = append(f.MissingTools, v)
 		case "resolvconf":
 			f.ResolvConf = v
 		case "nameserver":

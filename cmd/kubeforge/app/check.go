@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/kubeforge/kubeforge/internal/host"
@@ -30,7 +31,7 @@ the hosts.`,
 func printFacts(ctx context.Context, deps *Deps, run *actionRun) error {
 	hosts := run.Pool.Connected()
 	tw := tabwriter.NewWriter(deps.IO.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tADDRESS\tOS\tARCH\tKERNEL\tINIT\tCGROUP\tMEMORY\tCPUS\tPACKAGES\tCONTAINERD\tKEEPALIVED")
+	fmt.Fprintln(tw, "HOST\tADDRESS\tOS\tARCH\tKERNEL\tINIT\tCGROUP\tMEMORY\tCPUS\tPACKAGES\tOS CONTAINERD\tTO INSTALL")
 	for i := range run.Cluster.Spec.Hosts {
 		spec := &run.Cluster.Spec.Hosts[i]
 		h, ok := hosts[spec.Name]
@@ -42,9 +43,11 @@ func printFacts(ctx context.Context, deps *Deps, run *actionRun) error {
 			fmt.Fprintf(tw, "%s\t%s\t(no facts: see the error below)\n", spec.Name, spec.Address)
 			continue
 		}
+		// The OS packages init or join would install (the base tools a
+		// host lacks): everything else comes from the bundle.
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\tv%d\t%.1f GiB\t%d\t%s\t%s\t%s\n", spec.Name, spec.Address, f.OSPretty, f.Arch,
-			f.Kernel, f.InitSystem, f.CgroupVersion, float64(f.MemoryBytes)/(1<<30), f.CPUs, f.PackageManager,
-			orNone(f.Containerd), orNone(f.Keepalived))
+			f.Kernel, f.InitSystem, f.CgroupVersion, float64(f.MemoryBytes)/(1<<30), f.CPUs, orNone(f.PackageManager),
+			orNone(f.Containerd), orNone(strings.Join(f.MissingToolPackages(), " ")))
 	}
 	return tw.Flush()
 }
