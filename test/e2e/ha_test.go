@@ -197,6 +197,7 @@ func TestHA(t *testing.T) {
 		if h := vipHolders(cps); len(h) != 1 {
 			t.Errorf("VIP holders: %v", h)
 		}
+		bundledRuntime(t, k, names[:5])
 	})
 
 	img := buildTestImage(t)

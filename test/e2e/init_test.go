@@ -48,7 +48,36 @@ func importImage(t *testing.T, hostName, tar string) {
 	if out, err := exec.Command("docker", "cp", tar, h.Container+":/root/e2e-image.tar").CombinedOutput(); err != nil {
 		t.Fatalf("docker cp: %v: %s", err, out)
 	}
-	onHost(t, hostName, "ctr -n k8s.io images import /root/e2e-image.tar && rm /root/e2e-image.tar")
+	onHost(t, hostName, bundleCtr+" -n k8s.io images import /root/e2e-image.tar && rm /root/e2e-image.tar")
+}
+
+// noPackagesInstalled: kubeforge installed no OS package on the host (the
+// lab's hosts have the base tools).
+func noPackagesInstalled(t *testing.T, node string) {
+	t.Helper()
+	if got := onHost(t, node, "cat /var/lib/kubeforge/installed-packages 2>/dev/null || true"); got != "" {
+		t.Errorf("%s: kubeforge installed OS packages: %s", node, got)
+	}
+}
+
+// bundleCtr is the bundle's ctr, which talks to the bundle's containerd
+// (not on PATH).
+const bundleCtr = "/opt/kubeforge/current/bin/ctr"
+
+// bundledRuntime checks that every node runs the bundle's containerd 2.x
+// (as the API reports it) and that crictl, from the bundle and on PATH,
+// lists the node's containers.
+func bundledRuntime(t *testing.T, k kube, nodes []string) {
+	t.Helper()
+	wide := k.must(t, "get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.nodeInfo.containerRuntimeVersion} {end}")
+	for _, n := range nodes {
+		if !strings.Contains(wide, n+"=containerd://2.") {
+			t.Errorf("%s does not run containerd 2.x: %s", n, wide)
+		}
+		if out := onHost(t, n, "crictl ps 2>&1 || true"); !strings.HasPrefix(out, "CONTAINER") {
+			t.Errorf("crictl ps on %s: %s", n, out)
+		}
+	}
 }
 
 // mainPID is a systemd service's main process, to tell a restart.
@@ -109,6 +138,10 @@ func TestInit(t *testing.T) {
 
 	first := mustRun(t, nil, "init", "-f", cluster, "--state-dir", state)
 	t.Logf("init: %s\n%s", first.duration.Round(10*time.Millisecond), first.out)
+	t.Run("the bundle's runtime, no OS package", func(t *testing.T) {
+		bundledRuntime(t, kube{file: cluster, state: state}, []string{node})
+		noPackagesInstalled(t, node)
+	})
 	if !strings.Contains(first.out, "kubeforge join ") || !strings.Contains(first.out, "--discovery-token-ca-cert-hash sha256:") {
 		t.Errorf("no join command printed")
 	}
@@ -293,6 +326,7 @@ func TestInitWorkers(t *testing.T) {
 		}
 		return strings.TrimSpace(string(out))
 	}
+	bundledRuntime(t, kube{file: cluster, state: state}, names)
 	if got := kubectl("get", "node", names[1], "-o", `jsonpath={.metadata.labels.example\.com/rack}`); got != rackValue {
 		t.Errorf("label example.com/rack on %s: %q, want %q", names[1], got, rackValue)
 	}

@@ -60,8 +60,8 @@ func status(t *testing.T, file, state string) (statusJSON, result) {
 // out: what moves on any running Debian whatever kubeforge does (the
 // journal, systemd's and dpkg's/apt's own bookkeeping, sshd's per-session
 // files) and, once packages were installed, the files of those packages
-// and the state of the runtime they are (containerd stays installed, as
-// kubeadm reset leaves it).
+// and what a runtime keeps (an OS containerd stays installed, as kubeadm
+// reset leaves it; kubeforge's own goes with its state).
 func hostListing(t *testing.T, name string, newPackages []string, before map[string][]string) map[string][]string {
 	t.Helper()
 	had := map[string]bool{}

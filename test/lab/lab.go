@@ -42,6 +42,7 @@ type Lab struct {
 	Image         string `json:"image"`         // the hosts' image, kubeforge-lab:<hash>
 	ControlPlanes int    `json:"controlPlanes"` // the first ControlPlanes hosts are control planes
 	VIP           string `json:"vip"`           // the control plane VIP, "" with one control plane
+	Airgap        bool   `json:"airgap"`        // the hosts reach nothing outside the lab (AIRGAP=1)
 	SSHUser       string `json:"sshUser"`       // root
 	Key           string `json:"keyFile"`       // the lab's private key, absolute
 	Cluster       string `json:"clusterFile"`   // the cluster file, absolute

@@ -8,11 +8,15 @@
 #   make lab-status            hosts, guard rules and their counters, changed sysctls
 #
 # LAB_SUBNET=172.30.0 (the first three octets of the lab's /24) and LAB_MIRROR
-# (debootstrap's mirror; default: the one apt uses) are passed through.
+# (debootstrap's mirror; default: the one apt uses) are passed through;
+# AIRGAP=1 cuts the hosts off from everything outside the lab.
 # Needs root. See test/lab/README.md.
 
 LAB_SH := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))/lab.sh
+# AIRGAP=1: the hosts reach nothing outside the lab (no mirror, no DNS).
+AIRGAP ?= 0
 export LAB_SUBNET LAB_MIRROR
+export LAB_AIRGAP := $(AIRGAP)
 N  ?= 1
 CP ?= 1
 

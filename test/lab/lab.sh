@@ -425,10 +425,15 @@ add_guard() {
 	iptables -w -n -L DOCKER-USER >/dev/null 2>&1 || die "Docker's DOCKER-USER chain is missing (was dockerd started with --iptables=false?)"
 	local rules=() ns r c=(-m comment --comment "$TAG") spec
 	rules+=("-i $BRIDGE -o $BRIDGE -j RETURN")
-	for ns in $(awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ {print $2}' /etc/resolv.conf); do
-		rules+=("-i $BRIDGE -d $ns/32 -p udp --dport 53 -j RETURN" "-i $BRIDGE -d $ns/32 -p tcp --dport 53 -j RETURN")
-	done
-	for r in "${PRIVATE_RANGES[@]}"; do rules+=("-i $BRIDGE -d $r -j DROP"); done
+	if airgap; then
+		# Air-gapped: nothing leaves the lab's subnet, DNS and mirrors included.
+		rules+=("-i $BRIDGE -j DROP")
+	else
+		for ns in $(awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ {print $2}' /etc/resolv.conf); do
+			rules+=("-i $BRIDGE -d $ns/32 -p udp --dport 53 -j RETURN" "-i $BRIDGE -d $ns/32 -p tcp --dport 53 -j RETURN")
+		done
+		for r in "${PRIVATE_RANGES[@]}"; do rules+=("-i $BRIDGE -d $r -j DROP"); done
+	fi
 	# Already there, first in the chain (a second lab-up)? Keep them and their counters.
 	spec=$(printf '%s\n' "${rules[@]}")
 	if [ -f "$STATE/guard.spec" ] && [ "$(cat "$STATE/guard.spec")" = "$spec" ] &&
@@ -443,9 +448,22 @@ add_guard() {
 		read -ra args <<<"$r"
 		iptables -w -I DOCKER-USER $((n++)) "${args[@]:0:${#args[@]}-2}" "${c[@]}" "${args[@]: -2}"
 	done
+	if airgap; then
+		# This machine itself is outside too: the hosts answer its SSH
+		# connections, and start none of their own to it.
+		iptables -w -I INPUT 1 -i "$BRIDGE" "${c[@]}" -j DROP
+		iptables -w -I INPUT 1 -i "$BRIDGE" -m conntrack --ctstate ESTABLISHED,RELATED "${c[@]}" -j ACCEPT
+	fi
 	printf '%s\n' "$spec" >"$STATE/guard.spec"
-	info "guard: ${#rules[@]} rules in DOCKER-USER (comment $TAG): lab -> ${PRIVATE_RANGES[*]} dropped"
+	if airgap; then
+		info "guard: air-gapped (LAB_AIRGAP=1): the lab's hosts reach nothing outside $BRIDGE, this machine included"
+	else
+		info "guard: ${#rules[@]} rules in DOCKER-USER (comment $TAG): lab -> ${PRIVATE_RANGES[*]} dropped"
+	fi
 }
+
+# LAB_AIRGAP=1 (make lab-up AIRGAP=1): no mirror, no DNS, nothing but the lab.
+airgap() { [ "${LAB_AIRGAP:-0}" = 1 ]; }
 
 # Delete every rule whose comment is $TAG, in every table of one family.
 remove_tagged() { # iptables|ip6tables
@@ -581,9 +599,9 @@ hosts_json() { # prefix n cp image
 	done | jq -s \
 		--arg network "$NET" --arg bridge "$BRIDGE" --arg subnet "$prefix.0/24" --arg gw "$prefix.1" \
 		--arg image "$image" --arg vip "$vip" --arg key "$KEY" --arg cluster "$CLUSTER" \
-		--argjson cp "$cp" '{
+		--argjson cp "$cp" --argjson airgap "$(airgap && echo true || echo false)" '{
 			network: $network, bridge: $bridge, subnet: $subnet, gateway: $gw, image: $image,
-			controlPlanes: $cp, vip: $vip, sshUser: "root", keyFile: $key, clusterFile: $cluster,
+			controlPlanes: $cp, vip: $vip, airgap: $airgap, sshUser: "root", keyFile: $key, clusterFile: $cluster,
 			hosts: .
 		}'
 }
