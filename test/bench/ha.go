@@ -26,7 +26,14 @@ const (
 
 // haMeasure is what the HA section reports.
 type haMeasure struct {
-	init3, join1, join4      time.Duration
+	// init5: 3 control planes + 2 workers behind the VIP, fresh hosts.
+	init5, init3, join1, join4 time.Duration
+	init5Phases                string
+	// The cost of one more node, for the 1-worker join: the joined host's
+	// CPU time (its cgroup, read on this machine), this machine's
+	// kubeforge process's CPU time, and the bytes the host received.
+	join1HostCPU, join1AdminCPU time.Duration
+	join1Received               int64
 	phases                   string
 	vipMoved, apiAnswered    time.Duration
 	stopped                  string
@@ -39,7 +46,8 @@ type haMeasure struct {
 	renewPhases string
 }
 
-// runHA: fresh hosts; init of 3 control planes; stop the VIP holder and
+// runHA: fresh hosts, init of 3 control planes + 2 workers; fresh hosts
+// again, init of 3 control planes; stop the VIP holder and
 // time the VIP and the API through it; start it again; join one worker,
 // then four at once, over SSH.
 func runHA(ctx context.Context, root string, l *lab.Lab, dir string) (string, error) {
@@ -63,15 +71,18 @@ func runHA(ctx context.Context, root string, l *lab.Lab, dir string) (string, er
 		return p, os.WriteFile(p, []byte(b.String()), 0o600)
 	}
 	var busy float64
+	var adminCPU time.Duration
 	run := func(args ...string) (time.Duration, string, error) {
 		t0 := time.Now()
 		cpu0 := cpuTicks()
-		out, err := exec.CommandContext(ctx, kf, append(args, "--state-dir", state, "--bundle", filepath.Join(root, "dist"))...).CombinedOutput()
+		cmd := exec.CommandContext(ctx, kf, append(args, "--state-dir", state, "--bundle", filepath.Join(root, "dist"))...)
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return 0, "", fmt.Errorf("kubeforge %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 		d := time.Since(t0)
 		busy = cpuTicks().busySince(cpu0)
+		adminCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 		return d, string(out), nil
 	}
 	phases := func(out, action string) string {
@@ -82,11 +93,30 @@ func runHA(ctx context.Context, root string, l *lab.Lab, dir string) (string, er
 	}
 
 	var m haMeasure
+	// 3 control planes + 2 workers in one init; then every host fresh
+	// again for the rest.
+	f5, err := file(5)
+	if err != nil {
+		return "", err
+	}
+	d, out, err := run("init", "-f", f5)
+	if err != nil {
+		return "", err
+	}
+	m.init5, m.init5Phases = d, phases(out, "init")
+	fmt.Printf("bench: init of 3 control planes + 2 workers: %s\n", d)
+	if err := os.RemoveAll(state); err != nil {
+		return "", err
+	}
+	if err := recreate(ctx, l, hosts); err != nil {
+		return "", err
+	}
+
 	f3, err := file(3)
 	if err != nil {
 		return "", err
 	}
-	d, out, err := run("init", "-f", f3)
+	d, out, err = run("init", "-f", f3)
 	if err != nil {
 		return "", err
 	}
@@ -100,10 +130,19 @@ func runHA(ctx context.Context, root string, l *lab.Lab, dir string) (string, er
 	if err != nil {
 		return "", err
 	}
+	cpu0, rx0, err := hostCost(ctx, l, hosts[3].Name)
+	if err != nil {
+		return "", err
+	}
 	if m.join1, out, err = run("join", "-f", f4, "--host", hosts[3].Name); err != nil {
 		return "", err
 	}
-	m.join1Phases, m.busy1 = phases(out, "join"), busy
+	m.join1Phases, m.busy1, m.join1AdminCPU = phases(out, "join"), busy, adminCPU
+	cpu1, rx1, err := hostCost(ctx, l, hosts[3].Name)
+	if err != nil {
+		return "", err
+	}
+	m.join1HostCPU, m.join1Received = cpu1-cpu0, rx1-rx0
 	if m.renew, out, err = run("certs", "renew", "all", "-f", f4); err != nil {
 		return "", err
 	}
@@ -201,18 +240,73 @@ func (m *haMeasure) render() string {
 	fmt.Fprintf(&b, "Command: `make bench` (8 fresh lab hosts; measured %s, 2 cores). Joins are over SSH (`kubeforge join -f FILE --host ...`).\n\n",
 		time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(&b, "| what | time |\n|---|---|\n")
+	fmt.Fprintf(&b, "| `kubeforge init` of 3 control planes + 2 workers behind the VIP, fresh hosts (goal ≤ 45 s) | %s |\n", r(m.init5))
 	fmt.Fprintf(&b, "| `kubeforge init` of 3 control planes behind the VIP, fresh hosts | %s |\n", r(m.init3))
 	fmt.Fprintf(&b, "| VIP holder stopped (`docker stop %s`): another control plane holds the VIP, from the start of the stop | %s |\n", m.stopped, r(m.vipMoved))
 	fmt.Fprintf(&b, "| ... and the API answers `/readyz` through the VIP | %s |\n", r(m.apiAnswered))
 	fmt.Fprintf(&b, "| join 1 worker, fresh host | %s |\n", r(m.join1))
+	fmt.Fprintf(&b, "| ... its cost: the joined host's CPU time, from its cgroup (goal ≤ 5 s) | %.1f s |\n", m.join1HostCPU.Seconds())
+	fmt.Fprintf(&b, "| ... this machine's CPU time, the kubeforge process (goal ≤ 0.3 s) | %.2f s |\n", m.join1AdminCPU.Seconds())
+	fmt.Fprintf(&b, "| ... bytes the joined host received (goal ≤ 100 MB) | %.1f MB |\n", float64(m.join1Received)/1e6)
 	fmt.Fprintf(&b, "| join 4 workers at once, fresh hosts | %s |\n", r(m.join4))
 	fmt.Fprintf(&b, "| ratio, 4 workers / 1 worker (goal ≤ 1.3) | %.2f |\n", float64(m.join4)/float64(m.join1))
 	fmt.Fprintf(&b, "| `certs renew all -f` of 3 control planes + 1 worker (one control plane at a time, each giving the VIP away first) | %s |\n", r(m.renew))
 	fmt.Fprintf(&b, "| this machine's cores busy during the joins, on average (of %d; every lab host runs on them) | 1 worker: %.2f, 4 workers: %.2f |\n\n",
 		runtime.NumCPU(), m.busy1, m.busy4)
+	fmt.Fprintf(&b, "Phases of the 3 control planes + 2 workers init: %s.\n\n", m.init5Phases)
 	fmt.Fprintf(&b, "Phases of the 3-control-plane init: %s.\n\nPhases of the 1-worker join: %s.\n\nPhases of the 4-worker join: %s.\n\nPhases of the renewal: %s.\n%s\n",
 		m.phases, m.join1Phases, m.join4Phases, m.renewPhases, haEndMark)
 	return b.String()
+}
+
+// hostCost reads what a lab host has used so far: the CPU time of its
+// container's cgroup (on this machine, cgroup v1 or v2, cgroupfs or
+// systemd driver) and the bytes its eth0 received.
+func hostCost(ctx context.Context, l *lab.Lab, name string) (time.Duration, int64, error) {
+	h, err := l.Host(name)
+	if err != nil {
+		return 0, 0, err
+	}
+	out, err := exec.CommandContext(ctx, "docker", "inspect", "-f", "{{.Id}}", h.Container).Output()
+	if err != nil {
+		return 0, 0, fmt.Errorf("docker inspect %s: %w", h.Container, err)
+	}
+	id := strings.TrimSpace(string(out))
+	var cpu time.Duration
+	found := false
+	for _, p := range []string{
+		"/sys/fs/cgroup/cpu,cpuacct/docker/" + id + "/cpuacct.usage",
+		"/sys/fs/cgroup/cpuacct/docker/" + id + "/cpuacct.usage",
+		"/sys/fs/cgroup/cpu,cpuacct/system.slice/docker-" + id + ".scope/cpuacct.usage",
+		"/sys/fs/cgroup/system.slice/docker-" + id + ".scope/cpu.stat",
+		"/sys/fs/cgroup/docker/" + id + "/cpu.stat",
+	} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if strings.HasSuffix(p, "cpu.stat") { // v2: usage_usec N
+			for _, line := range strings.Split(string(data), "\n") {
+				if v, ok := strings.CutPrefix(line, "usage_usec "); ok {
+					us, _ := strconv.ParseInt(v, 10, 64)
+					cpu, found = time.Duration(us)*time.Microsecond, true
+				}
+			}
+		} else {
+			ns, _ := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+			cpu, found = time.Duration(ns), true
+		}
+		break
+	}
+	if !found {
+		return 0, 0, fmt.Errorf("no cgroup CPU accounting found for %s (%s)", name, id)
+	}
+	rx, err := l.Exec(ctx, name, "cat", "/sys/class/net/eth0/statistics/rx_bytes")
+	if err != nil {
+		return 0, 0, err
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(rx), 10, 64)
+	return cpu, n, err
 }
 
 // ticks are the machine's CPU time counters from /proc/stat.
