@@ -34,10 +34,10 @@ type haMeasure struct {
 	// kubeforge process's CPU time, and the bytes the host received.
 	join1HostCPU, join1AdminCPU time.Duration
 	join1Received               int64
-	phases                   string
-	vipMoved, apiAnswered    time.Duration
-	stopped                  string
-	join1Phases, join4Phases string
+	phases                      string
+	vipMoved, apiAnswered       time.Duration
+	stopped                     string
+	join1Phases, join4Phases    string
 	// busy1, busy4: how many of this machine's cores were busy, on
 	// average, during each join (every lab host runs on them).
 	busy1, busy4 float64
