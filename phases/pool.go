@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/kubeforge/kubeforge/internal/cleanup"
 	"github.com/kubeforge/kubeforge/internal/cluster"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
@@ -18,7 +19,7 @@ type Pool struct {
 	connect ConnectFunc
 	mu      sync.Mutex
 	conns   map[string]*poolEntry
-	closers []func() // what the run opened over its connections
+	closers cleanup.List // what the run opened over its connections
 }
 
 type poolEntry struct {
@@ -61,13 +62,7 @@ func (p *Pool) Connected() map[string]*host.Host {
 // Close closes what was opened over the connections (the cluster
 // client), then every connection.
 func (p *Pool) Close() {
-	p.mu.Lock()
-	closers := p.closers
-	p.closers = nil
-	p.mu.Unlock()
-	for _, f := range closers {
-		f()
-	}
+	p.closers.Run()
 	for _, h := range p.Connected() {
 		h.Close()
 	}
@@ -78,8 +73,6 @@ func (p *Pool) Close() {
 func (p *Pool) Client(o cluster.Options) *cluster.Client {
 	o.Connect = p.Get
 	c := cluster.New(o)
-	p.mu.Lock()
-	p.closers = append(p.closers, func() { c.Close() })
-	p.mu.Unlock()
+	p.closers.Add(func() { c.Close() })
 	return c
 }

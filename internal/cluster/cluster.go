@@ -19,6 +19,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubeforge/kubeforge/internal/cleanup"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
 )
@@ -70,7 +71,7 @@ type Client struct {
 	mu      sync.Mutex
 	apis    map[string]kubernetes.Interface // by the host reached through
 	dyns    map[string]*dynamicAPI
-	closers []func()
+	closers cleanup.List
 
 	controlMu sync.Mutex
 	control   *host.Host // the control host, once one was ready
@@ -90,21 +91,11 @@ func (c *Client) Admin() bool { return c != nil && c.o.Admin }
 // Close releases what the client opened (etcd connections); the hosts'
 // connections belong to the run's pool.
 func (c *Client) Close() error {
-	c.mu.Lock()
-	closers := c.closers
-	c.closers = nil
-	c.mu.Unlock()
-	for _, f := range closers {
-		f()
-	}
+	c.closers.Run()
 	return nil
 }
 
-func (c *Client) onClose(f func()) {
-	c.mu.Lock()
-	c.closers = append(c.closers, f)
-	c.mu.Unlock()
-}
+func (c *Client) onClose(f func()) { c.closers.Add(f) }
 
 // ControlHost is the host the API is asked through: Options.Through, or
 // the first control plane, in file order, that can be reached and whose
