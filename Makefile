@@ -21,6 +21,8 @@ KUBE_MAJOR      := $(patsubst v%,%,$(word 1,$(subst ., ,$(KUBE_VERSION))))
 KUBE_MINOR      := $(word 2,$(subst ., ,$(KUBE_VERSION)))
 FLANNEL_VERSION := $(shell cd components/flanneld && $(GO) list -m -f '{{.Version}}' github.com/flannel-io/flannel)
 CNI_VERSION     := $(shell cd components/cni && $(GO) list -m -f '{{.Version}}' github.com/containernetworking/plugins)
+CONTAINERD_VERSION := $(shell cd components/containerd && $(GO) list -m -f '{{.Version}}' github.com/containerd/containerd/v2)
+CRICTL_VERSION  := $(shell cd components/crictl && $(GO) list -m -f '{{.Version}}' sigs.k8s.io/cri-tools)
 
 BUILDFLAGS := -trimpath
 BIN        := $(CURDIR)/bin
@@ -36,9 +38,11 @@ kube_x = $(foreach pkg,k8s.io/component-base/version k8s.io/client-go/pkg/versio
 KUBEFORGE_X := -X 'github.com/kubeforge/kubeforge/internal/version.Version=$(VERSION)'
 
 # Each nested module under components/ builds with its own dependency set.
+# The ones that only pin upstream programs (containerd, runc, crictl: a
+# tools.go) have no package of ours to test or vet.
 MODULES := . components/coredns components/flanneld components/cni
 
-.PHONY: all build kubeforge kube components pause coredns flanneld cni bundle \
+.PHONY: all build kubeforge kube components pause coredns flanneld cni containerd runc crictl keepalived apicheck bundle \
         test unit fuzz integration e2e e2e-run e2e-ha e2e-ha-run e2e-airgap e2e-airgap-run e2e-certs e2e-certs-run e2e-lifecycle e2e-lifecycle-run demo bench bench-kubeadm lint fmt vet clean
 
 include test/lab/lab.mk
@@ -74,7 +78,39 @@ cni:
 		github.com/containernetworking/plugins/plugins/meta/portmap \
 		./flannel
 
-components: kube pause coredns flanneld cni
+# The container runtime. Tags as upstream's Makefile: no man pages in the
+# binaries; the shim without the gRPC server it does not need.
+CONTAINERD_X := -X 'github.com/containerd/containerd/v2/version.Version=$(CONTAINERD_VERSION)'
+containerd:
+	cd components/containerd && $(GO) build $(BUILDFLAGS) -tags urfave_cli_no_docs -ldflags "-s -w $(CONTAINERD_X)" -o $(BIN)/ \
+		github.com/containerd/containerd/v2/cmd/containerd \
+		github.com/containerd/containerd/v2/cmd/ctr
+	cd components/containerd && $(GO) build $(BUILDFLAGS) -tags "urfave_cli_no_docs no_grpc" -ldflags "-s -w $(CONTAINERD_X)" \
+		-o $(BIN)/containerd-shim-runc-v2 github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
+
+# runc needs cgo for seccomp: linked static-pie against Debian's
+# libseccomp.a. Not the libpathrs tag of runc's own Makefile: Debian 12 has
+# no libpathrs, and runc falls back to its Go implementation.
+runc:
+	components/apt-need.sh gcc libc6-dev libseccomp-dev pkg-config
+	cd components/runc && CGO_ENABLED=1 $(GO) build $(BUILDFLAGS) -buildmode=pie \
+		-tags "seccomp urfave_cli_no_docs netgo osusergo" \
+		-ldflags "-s -w -linkmode external -extldflags -static-pie" -o $(BIN)/runc github.com/opencontainers/runc
+
+crictl:
+	cd components/crictl && $(GO) build $(BUILDFLAGS) \
+		-ldflags "-s -w -X 'sigs.k8s.io/cri-tools/pkg/version.Version=$(CRICTL_VERSION)'" -o $(BIN)/crictl sigs.k8s.io/cri-tools/cmd/crictl
+
+# Not Go: built from Debian 12's source package, VRRP only, static. The
+# script pins the version, skips the build when bin/keepalived has it, and
+# writes bin/keepalived.version for the manifest.
+keepalived:
+	components/keepalived/build.sh $(BIN)/keepalived $(CURDIR)/.build/keepalived
+
+apicheck:
+	$(GO) build $(BUILDFLAGS) -ldflags "-s -w $(KUBEFORGE_X)" -o $(BIN)/kube-apiserver-check ./components/apicheck
+
+components: kube pause coredns flanneld cni containerd runc crictl keepalived apicheck
 
 bundle: build components
 	$(GO) run $(BUILDFLAGS) ./components/mkbundle -bin $(BIN) -out $(DIST) \
@@ -147,7 +183,7 @@ vet:
 	$(GO) vet -tags integration ./test/...
 
 clean:
-	rm -rf $(BIN) $(DIST)
+	rm -rf $(BIN) $(DIST) $(CURDIR)/.build
 
 # The HA acceptance: 3 control planes + 2 workers behind the VIP, failover,
 # and joins on the node and over SSH, on a lab of 8 hosts. About 10 minutes.

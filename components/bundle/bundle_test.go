@@ -145,3 +145,26 @@ func TestComponents(t *testing.T) {
 		t.Fatalf("Program(etcd) = %v %v %v", f, p, ok)
 	}
 }
+
+func TestReadVersionFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, data, module, version string
+	}{
+		{"keepalived", "module=keepalived (Debian source 1:2.2.7-1)\nversion=v2.2.7\nsha256-orig=c619\n", "keepalived (Debian source 1:2.2.7-1)", "v2.2.7"},
+		{"no version", "module=keepalived\n", "", ""},
+		{"empty", "", "", ""},
+	} {
+		path := filepath.Join(dir, tc.name+".version")
+		if err := os.WriteFile(path, []byte(tc.data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		module, version, err := ReadVersionFile(path)
+		if module != tc.module || version != tc.version || (err != nil) != (tc.version == "") {
+			t.Errorf("%s: %q %q %v", tc.name, module, version, err)
+		}
+	}
+	if _, _, err := ReadVersionFile(filepath.Join(dir, "missing.version")); err == nil {
+		t.Error("missing file accepted")
+	}
+}

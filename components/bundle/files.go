@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 
 	"github.com/kubeforge/kubeforge/internal/atomicfile"
 )
@@ -48,6 +49,29 @@ func ModuleVersion(binary, module string) (string, error) {
 		return dep.Version, nil
 	}
 	return "", fmt.Errorf("%s: not built from module %s", binary, module)
+}
+
+// ReadVersionFile reads what a program not built with Go is, from the file
+// its build script writes next to it (keepalived.version): "key=value"
+// lines, of which module (where it comes from) and version are required.
+func ReadVersionFile(path string) (module, version string, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		key, value, _ := strings.Cut(strings.TrimSpace(line), "=")
+		switch key {
+		case "module":
+			module = value
+		case "version":
+			version = value
+		}
+	}
+	if module == "" || version == "" {
+		return "", "", fmt.Errorf("%s: want module= and version= lines, got %q", path, data)
+	}
+	return module, version, nil
 }
 
 // GoVersion returns the Go toolchain a binary was built with.

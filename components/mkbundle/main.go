@@ -32,6 +32,9 @@ type fileSpec struct {
 type programSpec struct {
 	name   string
 	module string // whose version the program carries
+	// notGo: the program carries no Go build information; its build
+	// script writes FROM.version (bundle.ReadVersionFile) next to it.
+	notGo bool
 }
 
 func multicall(module string, names ...string) []programSpec {
@@ -46,10 +49,17 @@ func multicall(module string, names ...string) []programSpec {
 var files = []fileSpec{
 	{path: "bin/kube", from: "kube", programs: append(append(append(
 		multicall("k8s.io/kubernetes", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl"),
-		programSpec{"etcd", "go.etcd.io/etcd/server/v3"}),
-		programSpec{"etcdctl", "go.etcd.io/etcd/etcdctl/v3"}),
-		programSpec{"etcdutl", "go.etcd.io/etcd/etcdutl/v3"})},
+		programSpec{name: "etcd", module: "go.etcd.io/etcd/server/v3"}),
+		programSpec{name: "etcdctl", module: "go.etcd.io/etcd/etcdctl/v3"}),
+		programSpec{name: "etcdutl", module: "go.etcd.io/etcd/etcdutl/v3"})},
 	{path: "bin/flanneld", from: "flanneld", programs: multicall("github.com/flannel-io/flannel", "flanneld")},
+	{path: "bin/containerd", from: "containerd", programs: multicall("github.com/containerd/containerd/v2", "containerd")},
+	{path: "bin/ctr", from: "ctr", programs: multicall("github.com/containerd/containerd/v2", "ctr")},
+	{path: "bin/containerd-shim-runc-v2", from: "containerd-shim-runc-v2", programs: multicall("github.com/containerd/containerd/v2", "containerd-shim-runc-v2")},
+	{path: "bin/runc", from: "runc", programs: multicall("github.com/opencontainers/runc", "runc")},
+	{path: "bin/crictl", from: "crictl", programs: multicall("sigs.k8s.io/cri-tools", "crictl")},
+	{path: "bin/keepalived", from: "keepalived", programs: []programSpec{{name: "keepalived", notGo: true}}},
+	{path: "bin/kube-apiserver-check", from: "kube-apiserver-check", programs: multicall(kubeforgeModule, "kube-apiserver-check")},
 	{path: "cni/bin/bridge", from: "cni/bridge", programs: multicall("github.com/containernetworking/plugins", "cni-bridge")},
 	{path: "cni/bin/host-local", from: "cni/host-local", programs: multicall("github.com/containernetworking/plugins", "cni-host-local")},
 	{path: "cni/bin/loopback", from: "cni/loopback", programs: multicall("github.com/containernetworking/plugins", "cni-loopback")},
@@ -126,13 +136,17 @@ func build(binDir, out, version string, c bundle.Compression, log io.Writer) err
 		src := filepath.Join(binDir, spec.from)
 		f := bundle.File{Path: spec.path}
 		for _, p := range spec.programs {
-			v := version
-			if p.module != kubeforgeModule {
-				if v, err = bundle.ModuleVersion(src, p.module); err != nil {
-					return err
-				}
+			module, v := p.module, version
+			switch {
+			case p.notGo:
+				module, v, err = bundle.ReadVersionFile(src + ".version")
+			case p.module != kubeforgeModule:
+				v, err = bundle.ModuleVersion(src, p.module)
 			}
-			f.Programs = append(f.Programs, bundle.Program{Name: p.name, Module: p.module, Version: v})
+			if err != nil {
+				return fmt.Errorf("%w (run 'make components' first)", err)
+			}
+			f.Programs = append(f.Programs, bundle.Program{Name: p.name, Module: module, Version: v})
 		}
 		if err := atomicfile.Copy(src, filepath.Join(out, spec.path), 0o755); err != nil {
 			return fmt.Errorf("%w (run 'make components' first)", err)

@@ -4,6 +4,7 @@ package integration
 
 import (
 	"archive/tar"
+	"debug/elf"
 	"encoding/json"
 	"io"
 	"os"
@@ -43,8 +44,12 @@ func selfReported(t *testing.T, file, program string) string {
 		cmd = exec.Command(file, program, "--version") // "etcd Version: 3.6.5"
 	case "etcdctl", "etcdutl":
 		cmd = exec.Command(file, program, "version") // "etcdctl version: 3.6.5"
-	case "flanneld":
-		cmd = exec.Command(file, "--version")
+	case "flanneld", "containerd", "ctr", "runc", "crictl", "kube-apiserver-check":
+		cmd = exec.Command(file, "--version") // "containerd github.com/containerd/containerd/v2 v2.4.2", "crictl version v1.37.0"
+	case "containerd-shim-runc-v2":
+		cmd = exec.Command(file, "-v") // "Version:  v2.4.2"
+	case "keepalived":
+		cmd = exec.Command(file, "--version") // "Keepalived v2.2.7 (01/16,2022)" on stderr
 	default: // CNI plugins print "CNI bridge plugin v1.9.1" without CNI_COMMAND
 		cmd = exec.Command(file)
 	}
@@ -69,6 +74,13 @@ func TestBundleVersionsAgree(t *testing.T) {
 	dir, m := loadDist(t)
 	want := map[string]string{ // program -> expected major.minor prefix (the pins of go.mod)
 		"kube-apiserver": "v1.35.", "kubelet": "v1.35.", "kubectl": "v1.35.", "etcd": "v3.6.",
+		"containerd": "v2.4.", "ctr": "v2.4.", "containerd-shim-runc-v2": "v2.4.", "runc": "v1.5.",
+		"crictl": "v1.37.", "keepalived": "v2.2.7",
+	}
+	for name := range want {
+		if _, _, ok := m.Program(name); !ok {
+			t.Errorf("the bundle has no %s", name)
+		}
 	}
 	for _, f := range m.Files {
 		path := filepath.Join(dir, f.Path)
@@ -84,6 +96,14 @@ func TestBundleVersionsAgree(t *testing.T) {
 			if prefix, ok := want[p.Name]; ok && !strings.HasPrefix(p.Version, prefix) {
 				t.Errorf("%s is %s, want %sx", p.Name, p.Version, prefix)
 			}
+		}
+	}
+
+	// runc filters system calls: linked with libseccomp, not built without it.
+	if f, _, ok := m.Program("runc"); ok {
+		out, _ := exec.Command(filepath.Join(dir, f.Path), "--version").CombinedOutput()
+		if !strings.Contains(string(out), "libseccomp: 2.") {
+			t.Errorf("runc --version names no libseccomp:\n%s", out)
 		}
 	}
 
@@ -122,6 +142,29 @@ func TestBundleVersionsAgree(t *testing.T) {
 	}
 	if len(inArchive) > 0 {
 		t.Errorf("archive has files the manifest does not list: %v", inArchive)
+	}
+}
+
+// TestBundleIsStatic checks that every bundled program runs on a host with
+// none of our shared libraries: no ELF interpreter, no needed library
+// (runc is static-pie: it has a dynamic section, but needs nothing).
+func TestBundleIsStatic(t *testing.T) {
+	dir, m := loadDist(t)
+	for _, f := range m.Files {
+		e, err := elf.Open(filepath.Join(dir, f.Path))
+		if err != nil {
+			t.Errorf("%s: %v", f.Path, err)
+			continue
+		}
+		for _, p := range e.Progs {
+			if p.Type == elf.PT_INTERP {
+				t.Errorf("%s has an ELF interpreter: dynamically linked", f.Path)
+			}
+		}
+		if libs, err := e.ImportedLibraries(); err != nil || len(libs) > 0 {
+			t.Errorf("%s needs shared libraries %v (%v)", f.Path, libs, err)
+		}
+		e.Close()
 	}
 }
 

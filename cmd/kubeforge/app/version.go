@@ -28,8 +28,9 @@ func NewCmdVersion(deps *Deps, runF func(*VersionOptions) error) *cobra.Command 
 		Use:   "version",
 		Short: "Print kubeforge's version and the versions of the components it installs",
 		Long: `Print kubeforge's version and, from the bundle's manifest, the version of every
-component it installs on the hosts: Kubernetes, etcd, flannel, the CNI plugins,
-CoreDNS and the pause image.`,
+component it installs on the hosts: Kubernetes, etcd, containerd, runc, crictl,
+flannel, the CNI plugins, keepalived, kube-apiserver-check, CoreDNS and the
+pause image.`,
 		Example: `  kubeforge version
   kubeforge version -o json | jq -r '.components[] | select(.name=="kubelet") | .version'`,
 		Args: noArgs,

@@ -31,6 +31,11 @@ func writeBundle(t *testing.T) string {
 				{Name: "etcd", Module: "go.etcd.io/etcd/server/v3", Version: "v3.6.5"},
 			}},
 			{Path: "bin/flanneld", Programs: []bundle.Program{{Name: "flanneld", Module: "github.com/flannel-io/flannel", Version: "v0.28.10"}}},
+			{Path: "bin/containerd", Programs: []bundle.Program{{Name: "containerd", Module: "github.com/containerd/containerd/v2", Version: "v2.4.2"}}},
+			{Path: "bin/runc", Programs: []bundle.Program{{Name: "runc", Module: "github.com/opencontainers/runc", Version: "v1.5.3"}}},
+			{Path: "bin/crictl", Programs: []bundle.Program{{Name: "crictl", Module: "sigs.k8s.io/cri-tools", Version: "v1.37.0"}}},
+			{Path: "bin/keepalived", Programs: []bundle.Program{{Name: "keepalived", Module: "keepalived (Debian source 1:2.2.7-1)", Version: "v2.2.7"}}},
+			{Path: "bin/kube-apiserver-check", Programs: []bundle.Program{{Name: "kube-apiserver-check", Module: "github.com/kubeforge/kubeforge", Version: "v9.9.9"}}},
 		},
 		Images: []bundle.Image{{Name: "coredns", Ref: "kubeforge.local/coredns:v1.13.2", Path: "images/coredns.tar", Version: "v1.13.2"}},
 	}
@@ -46,7 +51,9 @@ func TestVersionTable(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"kubeforge v", "kubelet", "v1.35.4", "etcd", "v3.6.5", "flanneld", "v0.28.10", "coredns (image)", "v1.13.2"} {
+	for _, want := range []string{"kubeforge v", "kubelet", "v1.35.4", "etcd", "v3.6.5", "flanneld", "v0.28.10", "coredns (image)", "v1.13.2",
+		"containerd", "v2.4.2", "github.com/containerd/containerd/v2", "runc", "v1.5.3", "crictl", "v1.37.0",
+		"keepalived", "v2.2.7", "Debian source 1:2.2.7-1", "bin/keepalived", "kube-apiserver-check"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -67,7 +74,8 @@ func TestVersionJSON(t *testing.T) {
 	for _, c := range r.Components {
 		got[c.Name] = c.Version
 	}
-	if got["kubelet"] != "v1.35.4" || got["etcd"] != "v3.6.5" || r.Bundle != dir || r.Kubeforge.Version == "" {
+	if got["kubelet"] != "v1.35.4" || got["etcd"] != "v3.6.5" || got["containerd"] != "v2.4.2" || got["runc"] != "v1.5.3" ||
+		got["crictl"] != "v1.37.0" || got["keepalived"] != "v2.2.7" || r.Bundle != dir || r.Kubeforge.Version == "" {
 		t.Fatalf("report %+v", r)
 	}
 }
