@@ -146,6 +146,17 @@ func TestEtcdAndAPIServer(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 
+	// keepalived's track script: ready through the cluster CA, anonymously,
+	// and not when the certificate does not chain to the CA it is given.
+	check := filepath.Join(filepath.Dir(kube), "kube-apiserver-check")
+	port := fmt.Sprint(apiPort)
+	if out, err := exec.Command(check, "-port", port, "-cacert", pki("pki/ca.crt")).CombinedOutput(); err != nil {
+		t.Errorf("kube-apiserver-check against a ready API server: %v: %s", err, out)
+	}
+	if out, err := exec.Command(check, "-port", port, "-cacert", pki("pki/etcd/ca.crt")).CombinedOutput(); err == nil {
+		t.Errorf("kube-apiserver-check trusted the etcd CA for the API server: %s", out)
+	}
+
 	if out, err := kubectl(certs.SuperAdminConf, "create", "namespace", "kubeforge-it"); err != nil {
 		t.Fatalf("create namespace: %v: %s", err, out)
 	}
