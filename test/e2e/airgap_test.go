@@ -47,7 +47,7 @@ func TestAirgap(t *testing.T) {
 		for _, n := range names[:5] {
 			before[n] = listing(t, n)
 		}
-		hidden := onHost(t, victim, `p=$(command -v iptables) && mv "$p" "$p.e2e-hidden" && echo "$p"`)
+		hidden := strings.TrimSpace(onHost(t, victim, `p=$(command -v iptables) && mv "$p" "$p.e2e-hidden" && echo "$p"`))
 		defer onHost(t, victim, "mv "+hidden+".e2e-hidden "+hidden)
 		r := run(t, nil, "init", "-f", cluster, "--state-dir", state)
 		if r.code == 0 {
