@@ -67,7 +67,7 @@ type unit struct {
 	// ExecReload and ExecStopPost are whole command lines.
 	ExecReload   string
 	ExecStopPost []string
-	RestartSec      string
+	RestartSec   string
 	// TimeoutStopSec bounds a graceful stop before systemd kills.
 	TimeoutStopSec string
 	LimitNOFILE    int
