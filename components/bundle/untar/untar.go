@@ -167,13 +167,25 @@ func clean(name string) (string, error) {
 }
 
 // symlinkInside refuses a link that resolves outside the directory it is
-// extracted into.
+// extracted into. Lexically inside is not enough ("d" -> ".", then
+// "q" -> "d/.." is the parent of the directory for the kernel), so a
+// target must be clean, with ".." only at its start, which the kernel
+// resolves against the link's own directory (a real one: noLinkBetween),
+// not too many of them, and nothing but names going down after them.
 func symlinkInside(name, link string) error {
-	if link == "" || path.IsAbs(link) {
-		return fmt.Errorf("%w: a symlink to %q, outside the bundle", ErrUnsafe, link)
+	if link == "" || path.IsAbs(link) || path.Clean(link) != link {
+		return fmt.Errorf("%w: a symlink to %q, absolute or not a clean path", ErrUnsafe, link)
 	}
-	resolved := path.Join(path.Dir(name), link)
-	if resolved == ".." || strings.HasPrefix(resolved, "../") {
+	rest, up := link, 0
+	for rest == ".." || strings.HasPrefix(rest, "../") {
+		rest, up = strings.TrimPrefix(strings.TrimPrefix(rest, ".."), "/"), up+1
+	}
+	for _, part := range strings.Split(rest, "/") {
+		if part == ".." {
+			return fmt.Errorf("%w: a symlink to %q: \"..\" after a name", ErrUnsafe, link)
+		}
+	}
+	if depth := strings.Count(name, "/"); up > depth {
 		return fmt.Errorf("%w: a symlink to %q, outside the bundle", ErrUnsafe, link)
 	}
 	return nil
