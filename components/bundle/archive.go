@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/kubeforge/kubeforge/components/bundle/untar"
 )
 
 // Compression of the bundle archive.
@@ -21,6 +23,15 @@ const (
 	Gzip Compression = "gzip"
 	Zstd Compression = "zstd"
 )
+
+// ZstdWindow is the zstd archive's window: matches reach this far back,
+// across the bundle's binaries (which share much code), and a decoder
+// holds this much history in memory. docs/benchmarks.md has the sizes and
+// the decoder's memory for each window measured.
+const ZstdWindow = 64 << 20
+
+// IsZstd reports whether an archive's name says zstd.
+func IsZstd(archive string) bool { return strings.HasSuffix(archive, Zstd.Ext()) }
 
 // Ext is the archive's file name extension.
 func (c Compression) Ext() string {
@@ -76,7 +87,7 @@ func WriteArchive(root string, paths []string, out string, c Compression) error 
 func compressor(w io.Writer, c Compression) (io.WriteCloser, error) {
 	switch c {
 	case Zstd:
-		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedBestCompression))
+		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithWindowSize(ZstdWindow))
 	case Gzip:
 		return gzip.NewWriterLevel(w, gzip.BestCompression)
 	}
@@ -121,30 +132,19 @@ func addFile(tw *tar.Writer, root, rel string) error {
 	return nil
 }
 
-// ReadArchive calls fn for each regular file of a bundle archive.
+// ReadArchive calls fn for each regular file of a bundle archive, zstd
+// or gzip (told by its first bytes).
 func ReadArchive(path string, fn func(name string, mode os.FileMode, r io.Reader) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	var zr io.Reader
-	switch {
-	case strings.HasSuffix(path, Zstd.Ext()):
-		d, err := zstd.NewReader(f)
-		if err != nil {
-			return err
-		}
-		defer d.Close()
-		zr = d
-	default:
-		g, err := gzip.NewReader(f)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		defer g.Close()
-		zr = g
+	zr, done, err := untar.Decompress(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
+	defer done()
 	tr := tar.NewReader(zr)
 	for {
 		hdr, err := tr.Next()

@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/kubeforge/kubeforge/components/bundle/untar"
 )
 
 func TestArchiveRoundTripAndDeterminism(t *testing.T) {
@@ -166,5 +169,76 @@ func TestReadVersionFile(t *testing.T) {
 	}
 	if _, _, err := ReadVersionFile(filepath.Join(dir, "missing.version")); err == nil {
 		t.Error("missing file accepted")
+	}
+}
+
+// A zstd archive says its window in its frame header, and the hosts'
+// decoder (untar) accepts it; untar unpacks both compressions.
+func TestArchiveWindowAndUnpack(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, ManifestFile), []byte("{}"), 0o644)
+	os.WriteFile(filepath.Join(root, "bin/kube"), []byte(strings.Repeat("kube", 1<<16)), 0o755)
+	for _, c := range []Compression{Gzip, Zstd} {
+		a := filepath.Join(t.TempDir(), "a"+c.Ext())
+		if err := WriteArchive(root, []string{ManifestFile, "bin/kube"}, a, c); err != nil {
+			t.Fatal(err)
+		}
+		if IsZstd(a) != (c == Zstd) {
+			t.Errorf("IsZstd(%s) = %v", a, IsZstd(a))
+		}
+		if c == Zstd {
+			f, _ := os.Open(a)
+			var h zstd.Header
+			buf := make([]byte, zstd.HeaderMaxSize)
+			n, _ := io.ReadFull(f, buf)
+			f.Close()
+			if err := h.Decode(buf[:n]); err != nil {
+				t.Fatal(err)
+			}
+			// A small input gets a window of its own size: no larger than ZstdWindow.
+			if h.WindowSize > ZstdWindow || ZstdWindow > untar.MaxWindow {
+				t.Errorf("window %d, ZstdWindow %d, the decoder accepts %d", h.WindowSize, ZstdWindow, untar.MaxWindow)
+			}
+		}
+		dir := filepath.Join(t.TempDir(), "out")
+		f, _ := os.Open(a)
+		err := untar.Unpack(f, dir)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", c, err)
+		}
+		if data, _ := os.ReadFile(filepath.Join(dir, "bin/kube")); len(data) != 4<<16 {
+			t.Errorf("%s: bin/kube has %d bytes", c, len(data))
+		}
+	}
+}
+
+func TestManifestUnpacker(t *testing.T) {
+	dir := t.TempDir()
+	m := &Manifest{ManifestVersion: ManifestVersion, Archive: "kubeforge-bundle-v1-linux-amd64.tar.zst",
+		Unpacker: &Unpacker{Path: "kube-unpack", SHA256: strings.Repeat("a", 64), Size: 2 << 20},
+		Files:    []File{{Path: "bin/kube"}}}
+	if err := WriteManifest(filepath.Join(dir, ManifestFile), m); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Unpacker == nil || *got.Unpacker != *m.Unpacker {
+		t.Errorf("unpacker %+v, want %+v", got.Unpacker, m.Unpacker)
+	}
+	// A manifest from before (gzip, no unpacker) still loads.
+	m.Unpacker, m.Archive = nil, "kubeforge-bundle-v0-linux-amd64.tar.gz"
+	WriteManifest(filepath.Join(dir, ManifestFile), m)
+	data, _ := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if strings.Contains(string(data), "unpacker") {
+		t.Errorf("a gzip bundle's manifest names an unpacker:\n%s", data)
+	}
+	if got, err := Load(dir); err != nil || got.Unpacker != nil {
+		t.Errorf("%+v %v", got, err)
 	}
 }

@@ -31,9 +31,20 @@ type Manifest struct {
 	GoVersion       string `json:"goVersion"`
 	// Archive is the compressed archive of the bundle, relative to the
 	// manifest's directory. It holds the manifest and every file below.
-	Archive string  `json:"archive"`
-	Files   []File  `json:"files"`
-	Images  []Image `json:"images"`
+	Archive string `json:"archive"`
+	// Unpacker is kube-unpack, beside the archive and not in it: a host
+	// without a zstd program runs it to unpack a zstd archive.
+	Unpacker *Unpacker `json:"unpacker,omitempty"`
+	Files    []File    `json:"files"`
+	Images   []Image   `json:"images"`
+}
+
+// Unpacker is the program that unpacks the archive on a host, relative
+// to the manifest's directory.
+type Unpacker struct {
+	Path   string `json:"path"` // "kube-unpack"
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
 }
 
 // File is one executable of the bundle.

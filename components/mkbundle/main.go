@@ -103,7 +103,7 @@ func main() {
 	binDir := flag.String("bin", "bin", "directory holding the built components")
 	out := flag.String("out", "dist", "bundle directory to write")
 	version := flag.String("kubeforge-version", "dev", "version of this tree")
-	compression := flag.String("compression", string(bundle.Gzip), "archive compression: gzip or zstd")
+	compression := flag.String("compression", string(bundle.Zstd), "archive compression: zstd, or gzip (hosts unpack it with their own tar)")
 	flag.Parse()
 	c, err := bundle.ParseCompression(*compression)
 	if err == nil {
@@ -182,6 +182,12 @@ func build(binDir, out, version string, c bundle.Compression, log io.Writer) err
 		m.Images = append(m.Images, img)
 		paths = append(paths, path)
 	}
+	if c == bundle.Zstd {
+		if m.Unpacker, err = addUnpacker(binDir, out); err != nil {
+			return err
+		}
+		fmt.Fprintf(log, "unpacker %s: %.1f MiB, beside the archive\n", m.Unpacker.Path, mib(m.Unpacker.Size))
+	}
 	if err := bundle.WriteManifest(filepath.Join(out, bundle.ManifestFile), m); err != nil {
 		return err
 	}
@@ -204,6 +210,28 @@ func build(binDir, out, version string, c bundle.Compression, log io.Writer) err
 	fmt.Fprintf(log, "bundle %s: %d files, %.1f MiB raw, %.1f MiB %s (%.0f%%) in %s\n",
 		archive, len(paths), mib(raw), mib(fi.Size()), c, 100*float64(fi.Size())/float64(raw), time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// UnpackerFile is kube-unpack's name in bin/ and in dist/.
+const UnpackerFile = "kube-unpack"
+
+// addUnpacker copies kube-unpack beside the archive. Not into it: a host
+// without a zstd program needs it before it can read the archive.
+func addUnpacker(binDir, out string) (*bundle.Unpacker, error) {
+	dst := filepath.Join(out, UnpackerFile)
+	if err := atomicfile.Copy(filepath.Join(binDir, UnpackerFile), dst, 0o755); err != nil {
+		return nil, fmt.Errorf("%w (a zstd bundle needs it: run 'make unpack' first, or make the bundle with -compression gzip)", err)
+	}
+	// The hosts install it 0755, and its sum is checked: the same here.
+	if err := os.Chmod(dst, 0o755); err != nil {
+		return nil, err
+	}
+	u := &bundle.Unpacker{Path: UnpackerFile}
+	var err error
+	if u.SHA256, u.Size, err = bundle.HashFile(dst); err != nil {
+		return nil, err
+	}
+	return u, nil
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }

@@ -103,7 +103,9 @@ func copyJoinKit(t *testing.T, hostName string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	archives, _ := filepath.Glob(filepath.Join(distDir, "kubeforge-bundle-*.tar.gz"))
+	// zstd (the default) or gzip (COMPRESSION=gzip): kubeforge unpacks
+	// either on the node itself, with no kube-unpack beside it.
+	archives, _ := filepath.Glob(filepath.Join(distDir, "kubeforge-bundle-*.tar.*"))
 	if len(archives) != 1 {
 		t.Fatalf("want one bundle archive in %s, have %v", distDir, archives)
 	}

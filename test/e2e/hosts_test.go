@@ -140,9 +140,9 @@ func TestHosts(t *testing.T) {
 
 	t.Run("bundle upload skips what is there", func(t *testing.T) {
 		first := mustRun(t, nil, "bundle", "upload", "-f", cluster, "--state-dir", state)
-		stamp := onHost(t, names[1], "stat -c %Y /var/lib/kubeforge/bundle/*.tar.gz")
+		stamp := onHost(t, names[1], "stat -c %Y /var/lib/kubeforge/bundle/*.tar.*")
 		second := mustRun(t, nil, "bundle", "upload", "-f", cluster, "--state-dir", state)
-		if again := onHost(t, names[1], "stat -c %Y /var/lib/kubeforge/bundle/*.tar.gz"); again != stamp {
+		if again := onHost(t, names[1], "stat -c %Y /var/lib/kubeforge/bundle/*.tar.*"); again != stamp {
 			t.Errorf("second run rewrote the archive")
 		}
 		t.Logf("bundle upload to 3 hosts: first %s, second %s", first.duration.Round(10*time.Millisecond), second.duration.Round(10*time.Millisecond))

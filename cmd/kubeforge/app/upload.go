@@ -7,7 +7,7 @@ import (
 // NewCmdBundle builds `kubeforge bundle`.
 func NewCmdBundle(deps *Deps) *cobra.Command {
 	cmd := groupCmd("bundle", "Work with the component bundle on the hosts", "")
-	cmd.AddCommand(NewCmdBundleUpload(deps, nil))
+	cmd.AddCommand(NewCmdBundleUpload(deps, nil), NewCmdBundleUnpack())
 	return cmd
 }
 

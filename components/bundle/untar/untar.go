@@ -1,0 +1,213 @@
+// Package untar unpacks a bundle archive (tar, zstd or gzip compressed)
+// into a directory, refusing any entry that would land outside it. It is
+// what kube-unpack runs on a host that has no zstd program, and what
+// kubeforge itself runs on the machine it joins; it depends on nothing but
+// the standard library and the zstd decoder, to keep kube-unpack small.
+package untar
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// MaxWindow is the largest zstd window the decoder accepts: the
+// archive's window (bundle.ZstdWindow) must fit, and the decoder holds
+// one window of history in memory.
+const MaxWindow = 128 << 20
+
+var (
+	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	gzipMagic = []byte{0x1f, 0x8b}
+)
+
+// Decompress returns the uncompressed stream of r, zstd or gzip by its
+// first bytes, and a function that releases the decoder.
+func Decompress(r io.Reader) (io.Reader, func(), error) {
+	br := bufio.NewReaderSize(r, 1<<16)
+	head, err := br.Peek(4)
+	if err != nil && len(head) < 2 {
+		return nil, nil, fmt.Errorf("not a bundle archive: %d bytes", len(head))
+	}
+	switch {
+	case bytes.HasPrefix(head, zstdMagic):
+		// One goroutine and the low-memory mode: a host unpacks while
+		// its other services run, and the time is in the transfer.
+		d, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(MaxWindow))
+		if err != nil {
+			return nil, nil, err
+		}
+		return d, d.Close, nil
+	case bytes.HasPrefix(head, gzipMagic):
+		g, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, err
+		}
+		return g, func() { g.Close() }, nil
+	}
+	return nil, nil, fmt.Errorf("not a zstd or gzip archive (starts with % x)", head)
+}
+
+// Unpack decompresses r and extracts its tar into dir (created if
+// missing). Only directories, regular files and symlinks are accepted,
+// each inside dir: absolute names, "..", symlinks pointing out of dir,
+// writing through a symlink and entries that exist already are refused.
+// Permission bits are kept (not setuid, setgid or sticky); owners and
+// times are not.
+func Unpack(r io.Reader, dir string) error {
+	zr, done, err := Decompress(r)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return Extract(zr, dir)
+}
+
+// Extract extracts an uncompressed tar stream into dir, as Unpack.
+func Extract(r io.Reader, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read the archive: %w", err)
+		}
+		if err := extract(tr, hdr, dir); err != nil {
+			return fmt.Errorf("%q: %w", hdr.Name, err)
+		}
+	}
+}
+
+// ErrUnsafe is wrapped by the errors of entries that are refused.
+var ErrUnsafe = errors.New("refused")
+
+func extract(tr *tar.Reader, hdr *tar.Header, dir string) error {
+	name, err := clean(hdr.Name)
+	if err != nil {
+		return err
+	}
+	if name == "." {
+		if hdr.Typeflag == tar.TypeDir {
+			return nil
+		}
+		return fmt.Errorf("%w: an entry without a name", ErrUnsafe)
+	}
+	if err := noLinkBetween(dir, name); err != nil {
+		return err
+	}
+	target := filepath.Join(dir, filepath.FromSlash(name))
+	perm := fs.FileMode(hdr.Mode).Perm()
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		if err := os.Mkdir(target, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		if fi, err := os.Lstat(target); err != nil || !fi.IsDir() {
+			return fmt.Errorf("%w: exists and is not a directory", ErrUnsafe)
+		}
+		return os.Chmod(target, perm)
+	case tar.TypeReg:
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		// O_EXCL: never through a symlink, never over an earlier entry.
+		f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(f, tr); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Chmod(perm); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	case tar.TypeSymlink:
+		if err := symlinkInside(name, hdr.Linkname); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		return os.Symlink(hdr.Linkname, target)
+	}
+	return fmt.Errorf("%w: entry type %q (only directories, regular files and symlinks)", ErrUnsafe, hdr.Typeflag)
+}
+
+// clean checks a tar name: relative, no "..", and returns it cleaned.
+func clean(name string) (string, error) {
+	if strings.HasPrefix(name, "/") || strings.Contains(name, "\\") || strings.ContainsRune(name, 0) {
+		return "", fmt.Errorf("%w: an absolute or non-portable name", ErrUnsafe)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("%w: a name with \"..\"", ErrUnsafe)
+		}
+	}
+	return path.Clean(name), nil
+}
+
+// symlinkInside refuses a link that resolves outside the directory it is
+// extracted into. Lexically inside is not enough ("d" -> ".", then
+// "q" -> "d/.." is the parent of the directory for the kernel), so a
+// target must be clean, with ".." only at its start, which the kernel
+// resolves against the link's own directory (a real one: noLinkBetween),
+// not too many of them, and nothing but names going down after them.
+func symlinkInside(name, link string) error {
+	if link == "" || path.IsAbs(link) || path.Clean(link) != link {
+		return fmt.Errorf("%w: a symlink to %q, absolute or not a clean path", ErrUnsafe, link)
+	}
+	rest, up := link, 0
+	for rest == ".." || strings.HasPrefix(rest, "../") {
+		rest, up = strings.TrimPrefix(strings.TrimPrefix(rest, ".."), "/"), up+1
+	}
+	for _, part := range strings.Split(rest, "/") {
+		if part == ".." {
+			return fmt.Errorf("%w: a symlink to %q: \"..\" after a name", ErrUnsafe, link)
+		}
+	}
+	if depth := strings.Count(name, "/"); up > depth {
+		return fmt.Errorf("%w: a symlink to %q, outside the bundle", ErrUnsafe, link)
+	}
+	return nil
+}
+
+// noLinkBetween refuses an entry whose parent directories, below dir,
+// include a symlink: writing through one could leave dir.
+func noLinkBetween(dir, name string) error {
+	p := dir
+	parts := strings.Split(name, "/")
+	for _, part := range parts[:len(parts)-1] {
+		p = filepath.Join(p, part)
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%w: %s is not a directory", ErrUnsafe, part)
+		}
+	}
+	return nil
+}
