@@ -38,8 +38,9 @@ const (
 	MaintenanceFlag   = vip.MaintenanceFlag
 )
 
-// keepalivedUnit runs the bundle's keepalived, VRRP only, in the
-// foreground and logging to the journal. A reload (SIGHUP) re-reads the
+// keepalivedUnit runs the bundle's keepalived (built VRRP only: it has
+// no --vrrp option, and getopt would read that as --vrrp_pid and take the
+// next argument for its file) in the foreground, logging to the journal. A reload (SIGHUP) re-reads the
 // configuration and keeps the VIP where it is. Killed, keepalived would
 // leave the VIP on the interface until it starts again: the unit removes
 // it whenever keepalived stops.
@@ -52,7 +53,7 @@ func keepalivedUnit(vip netip.Addr, iface string) ([]byte, error) {
 		After:         []string{"network-online.target"},
 		Wants:         []string{"network-online.target"},
 		Exec:          bundleBin("keepalived"),
-		Args:          []string{"--dont-fork", "--log-console", "--vrrp", "--use-file=" + KeepalivedConfig},
+		Args:          []string{"--dont-fork", "--log-console", "--use-file=" + KeepalivedConfig},
 		ExecReload:    "/bin/kill -HUP $MAINPID",
 		ExecStopPost:  []string{fmt.Sprintf(`-/bin/sh -c "ip addr del %s/%d dev %s 2>/dev/null || true"`, vip, vip.BitLen(), iface)},
 		RestartSec:    "1s",

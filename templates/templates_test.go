@@ -37,7 +37,7 @@ var cases = []struct {
 		"Description": "keepalived", "Documentation": "https://www.keepalived.org/manpage.html",
 		"After": []string{"network-online.target"}, "Wants": []string{"network-online.target"}, "Requires": []string(nil),
 		"Type": "simple", "Environment": []string(nil), "EnvironmentFile": "", "ExecStartPre": []string(nil),
-		"Exec": "/opt/kubeforge/current/bin/keepalived", "Args": []string{"--dont-fork", "--vrrp"},
+		"Exec": "/opt/kubeforge/current/bin/keepalived", "Args": []string{"--dont-fork", "--log-console"},
 		"ExecReload": "/bin/kill -HUP $MAINPID", "ExecStopPost": []string{`-/bin/sh -c "ip addr del 172.30.0.100/32 dev eth0 2>/dev/null || true"`},
 		"RestartSec": "1s", "TimeoutStopSec": "", "LimitNOFILE": 0, "Delegate": false, "OOMScoreAdjust": 0, "Extra": []string{"TasksMax=infinity"},
 	}, parseUnitWith("[Service]", "ExecReload", "/bin/kill -HUP $MAINPID")},
