@@ -130,7 +130,8 @@ ip link delete flannel.1
 	if ours {
 		awk := "awk '$2 ~ \"^" + containerdState + "|^/run/containerd\" {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l\n"
 		s.WriteString(awk)
-		fmt.Fprintf(&s, "rm -rf %s %s /run/containerd %s\nrmdir /etc/containerd 2>/dev/null\n", host.Quote(UnitPath("containerd")), containerdState, CrictlConfig)
+		// /run/nri: containerd 2.x's NRI socket.
+		fmt.Fprintf(&s, "rm -rf %s %s /run/containerd /run/nri %s\nrmdir /etc/containerd 2>/dev/null\n", host.Quote(UnitPath("containerd")), containerdState, CrictlConfig)
 		s.WriteString("systemctl daemon-reload\n")
 	} else {
 		// The OS's containerd stays, on its own configuration again.
