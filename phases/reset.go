@@ -100,6 +100,7 @@ fi
 systemctl stop kubepods.slice >/dev/null 2>&1
 awk '$2 ~ "^/var/lib/kubelet|^/run/netns/cni-|^/run/containerd/io.containerd|^/var/run/netns/cni-" {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l
 for ns in $(ip netns list | awk '/^cni-/ {print $1}'); do ip netns delete "$ns"; done
+rmdir /run/netns  # made for the pods' namespaces; kept when anything else is in it
 ip link delete cni0
 ip link delete flannel.1
 `)
