@@ -73,10 +73,10 @@ func TestAirgap(t *testing.T) {
 	t.Logf("air-gapped init of 3 control planes + 2 workers: %s", doneLine(r.out))
 
 	t.Run("five nodes Ready on the bundle's containerd, crictl on each, no OS package installed", func(t *testing.T) {
-		ready := k.must(t, "get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status} {end}")
+		ready := readyNodes(t, k)
 		for _, n := range names[:5] {
-			if !strings.Contains(ready, n+"=True") {
-				t.Errorf("%s not Ready: %s", n, ready)
+			if ready[n] != "True" {
+				t.Errorf("%s not Ready: %v", n, ready)
 			}
 			noPackagesInstalled(t, n)
 		}
