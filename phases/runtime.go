@@ -182,8 +182,10 @@ func (p *runtimePhase) Plan(ctx context.Context, h *host.Host) ([]string, error)
 		return nil, err
 	}
 	var plan []string
-	if pkgs := f.MissingToolPackages(); len(pkgs) > 0 && !p.env.packagesStep() { // else the packages step lists them
-		plan = append(plan, "install "+strings.Join(pkgs, " ")+" (OS packages)")
+	if !p.env.packagesStep() { // else the packages step lists them
+		if plan, err = (&packagesPhase{env: p.env}).Plan(ctx, h); err != nil {
+			return nil, err
+		}
 	}
 	q, err := detectQuirks(ctx, h)
 	if err != nil {
