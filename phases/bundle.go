@@ -14,22 +14,23 @@ import (
 
 // Where the bundle lives on a host.
 const (
-	// BundleArchiveDir keeps the uploaded archive, so a re-run compares
-	// sums instead of transferring it again.
+	// BundleArchiveDir holds what an unpack needs beside the archive:
+	// kube-unpack and the list of the files' sums. The archive itself is
+	// streamed to kube-unpack, never written on the host.
 	BundleArchiveDir = "/var/lib/kubeforge/bundle"
 	// BundleRoot holds one directory per unpacked bundle, by archive sum,
 	// and "current" pointing at the one in use.
 	BundleRoot = "/opt/kubeforge"
 	// bundleComplete marks a fully unpacked and verified bundle.
 	bundleComplete = ".complete"
-	// BundleUnpacker is kube-unpack on a host, for a zstd archive: hosts
-	// have no zstd program. Beside the archive, not in /tmp, which may
-	// be mounted noexec.
+	// BundleUnpacker is kube-unpack on a host: hosts have no zstd program,
+	// and it checks every file's sum as it writes it. Not in /tmp, which
+	// may be mounted noexec.
 	BundleUnpacker = BundleArchiveDir + "/kube-unpack"
 	// LocalUnpackCommand is the kubeforge command that unpacks an archive
 	// on the machine kubeforge runs on (a node joining on its own has the
 	// kubeforge binary and the archive, no kube-unpack): the same code
-	// as kube-unpack, "-C DIR < ARCHIVE".
+	// as kube-unpack, "-C DIR --sha256 SUM --check SUMS < ARCHIVE".
 	LocalUnpackCommand = "bundle unpack"
 )
 
@@ -45,17 +46,16 @@ var selfExecutable = func() (string, error) {
 // CurrentBundle is the unpacked bundle the hosts' components run from.
 func CurrentBundle() string { return path.Join(BundleRoot, "current") }
 
-// bundlePhase uploads the compressed bundle (skipped when the host has it
-// already) and unpacks and verifies it.
+// bundlePhase streams the compressed bundle to each host that does not
+// have it unpacked, where it is unpacked and verified in one pass.
 type bundlePhase struct {
 	env     *Env
 	archive string // local path
 	sum     string // its sha256, hashed once for every host
 	size    int64
-	zstd    bool
 	// unpacker is kube-unpack on this machine, for the hosts reached over
-	// SSH when the archive is zstd; unpackerErr why there is none (a node
-	// joining on its own has only the archive, and needs none).
+	// SSH; unpackerErr why there is none (a node joining on its own has
+	// only the archive, and needs none).
 	unpacker    string
 	unpackerErr error
 }
@@ -72,9 +72,7 @@ func (p *bundlePhase) Prepare(context.Context) error {
 	if p.sum, p.size, err = bundle.HashFile(p.archive); err != nil {
 		return fmt.Errorf("bundle archive: %w", err)
 	}
-	if p.zstd = bundle.IsZstd(p.archive); p.zstd {
-		p.unpackerErr = p.checkUnpacker()
-	}
+	p.unpackerErr = p.checkUnpacker()
 	return nil
 }
 
@@ -83,12 +81,12 @@ func (p *bundlePhase) Prepare(context.Context) error {
 func (p *bundlePhase) checkUnpacker() error {
 	u := p.env.Bundle.Unpacker
 	if u == nil {
-		return fmt.Errorf("the bundle's manifest names no unpacker for its zstd archive %s: rebuild it with this tree's 'make bundle' (or COMPRESSION=gzip)", p.env.Bundle.Archive)
+		return fmt.Errorf("the bundle's manifest names no unpacker for its archive %s: rebuild it with this tree's 'make bundle'", p.env.Bundle.Archive)
 	}
 	local := filepath.Join(p.env.BundleDir, u.Path)
 	sum, _, err := bundle.HashFile(local)
 	if err != nil {
-		return fmt.Errorf("a zstd bundle needs its unpacker beside the archive: %w (copy %s from the bundle's directory too)", err, u.Path)
+		return fmt.Errorf("the bundle needs its unpacker beside the archive: %w (copy %s from the bundle's directory too)", err, u.Path)
 	}
 	if sum != u.SHA256 {
 		return fmt.Errorf("%s has sha256 %s, the manifest says %s: copy the bundle's directory again", local, sum, u.SHA256)
@@ -97,34 +95,30 @@ func (p *bundlePhase) checkUnpacker() error {
 	return nil
 }
 
-// needsUnpacker: the host unpacks with kube-unpack, uploaded to it.
-func (p *bundlePhase) needsUnpacker(h *host.Host) bool { return p.zstd && !h.Spec.Local }
+// needsUnpacker: the host unpacks with kube-unpack, uploaded to it (the
+// machine kubeforge runs on uses kubeforge itself).
+func (p *bundlePhase) needsUnpacker(h *host.Host) bool { return !h.Spec.Local }
 
-func (p *bundlePhase) remoteArchive() string {
-	return path.Join(BundleArchiveDir, p.env.Bundle.Archive)
-}
 func (p *bundlePhase) unpackDir() string { return path.Join(BundleRoot, p.sum[:16]) }
+
+// sumsFile is the list of the files' sums the unpack checks.
+func (p *bundlePhase) sumsFile() string { return path.Join(BundleArchiveDir, p.sum[:16]+".sha256sums") }
 
 // bundleState is what a host has of the bundle.
 type bundleState struct {
-	archived, unpacked, current bool
+	unpacked, current bool
 	// unpackerOK: the host has kube-unpack, this one, 0755 root's.
 	unpackerOK bool
 }
 
-// state reports what the host has: the archive, the unpacked bundle and
-// its unpacker.
+// state reports what the host has, in one round trip: the unpacked
+// bundle, whether it is current, and the unpacker (hashed only when the
+// bundle is not unpacked already).
 func (p *bundlePhase) state(ctx context.Context, h *host.Host) (bundleState, error) {
-	// One round trip for the answers. The archive (90 MiB) is
-	// hashed only when its bundle is not unpacked and verified already
-	// (the unpack checked it, file by file): hashing it on every host on
-	// every run cost each a quarter of a core-second.
-	script := fmt.Sprintf(`complete=$(cat %[2]s 2>/dev/null)
+	script := fmt.Sprintf(`complete=$(cat %[1]s 2>/dev/null)
 echo "complete=$complete"
-echo "current=$(readlink %[3]s)"
-if [ "$complete" = %[4]s ]; then [ -s %[1]s ] && echo "archive=%[4]s"; else echo "archive=$(sha256sum < %[1]s 2>/dev/null | cut -d' ' -f1)"; fi; true`,
-		host.Quote(p.remoteArchive()), host.Quote(path.Join(p.unpackDir(), bundleComplete)), host.Quote(CurrentBundle()),
-		p.sum)
+echo "current=$(readlink %[2]s)"`,
+		host.Quote(path.Join(p.unpackDir(), bundleComplete)), host.Quote(CurrentBundle()))
 	if p.needsUnpacker(h) {
 		script += fmt.Sprintf("\n[ \"$complete\" = %[2]s ] || [ ! -f %[1]s ] || echo \"unpacker=$(sha256sum < %[1]s | cut -d' ' -f1) $(stat -c '%%a %%U:%%G' %[1]s)\"; true",
 			host.Quote(BundleUnpacker), p.sum)
@@ -134,7 +128,6 @@ if [ "$complete" = %[4]s ]; then [ -s %[1]s ] && echo "archive=%[4]s"; else echo
 		return bundleState{}, err
 	}
 	var st bundleState
-	st.archived = strings.Contains(out, "archive="+p.sum+"\n")
 	st.unpacked = strings.Contains(out, "complete="+p.sum+"\n")
 	st.current = strings.Contains(out, "current="+p.unpackDir()+"\n")
 	if p.unpacker != "" {
@@ -149,9 +142,6 @@ func (p *bundlePhase) Plan(ctx context.Context, h *host.Host) ([]string, error) 
 		return nil, err
 	}
 	var plan []string
-	if !st.archived {
-		plan = append(plan, fmt.Sprintf("upload %s (%.1f MiB) to %s", p.env.Bundle.Archive, float64(p.size)/(1<<20), BundleArchiveDir))
-	}
 	if !st.unpacked {
 		switch {
 		case !p.needsUnpacker(h):
@@ -161,7 +151,8 @@ func (p *bundlePhase) Plan(ctx context.Context, h *host.Host) ([]string, error) 
 			plan = append(plan, fmt.Sprintf("upload the unpacker %s (%.1f MiB) to %s", p.env.Bundle.Unpacker.Path,
 				float64(p.env.Bundle.Unpacker.Size)/(1<<20), BundleUnpacker))
 		}
-		plan = append(plan, "unpack and verify it in "+p.unpackDir())
+		plan = append(plan, fmt.Sprintf("stream %s (%.1f MiB) to the host, unpacking and verifying it in %s",
+			p.env.Bundle.Archive, float64(p.size)/(1<<20), p.unpackDir()))
 	}
 	if !st.current {
 		plan = append(plan, "point "+CurrentBundle()+" at it")
@@ -174,18 +165,15 @@ func (p *bundlePhase) Run(ctx context.Context, h *host.Host) error {
 	if err != nil {
 		return err
 	}
-	if !st.unpacked && p.needsUnpacker(h) && p.unpackerErr != nil {
-		return p.unpackerErr // before the long upload
-	}
-	if !st.archived {
-		if _, err := h.Upload(ctx, p.archive, p.remoteArchive(), p.sum, host.FileMode{Perm: 0o644}); err != nil {
-			return err
-		}
-	}
 	if !st.unpacked {
-		if p.needsUnpacker(h) && !st.unpackerOK {
-			if _, err := h.Upload(ctx, p.unpacker, BundleUnpacker, p.env.Bundle.Unpacker.SHA256, host.FileMode{Perm: 0o755}); err != nil {
-				return err
+		if p.needsUnpacker(h) {
+			if p.unpackerErr != nil {
+				return p.unpackerErr // before the long upload
+			}
+			if !st.unpackerOK {
+				if _, err := h.Upload(ctx, p.unpacker, BundleUnpacker, p.env.Bundle.Unpacker.SHA256, host.FileMode{Perm: 0o755}); err != nil {
+					return err
+				}
 			}
 		}
 		if err := p.unpack(ctx, h); err != nil {
@@ -202,8 +190,11 @@ func (p *bundlePhase) Run(ctx context.Context, h *host.Host) error {
 	return nil
 }
 
-// unpack extracts the archive into a temporary directory, checks every
-// file against the manifest, and renames the directory into place.
+// unpack streams the archive to the host's unpacker, which extracts it
+// into a temporary directory checking the stream's and every file's
+// sum as it writes them (the host reads nothing twice), then renames
+// the directory into place. An archive an earlier kubeforge kept on the
+// host goes.
 func (p *bundlePhase) unpack(ctx context.Context, h *host.Host) error {
 	var sums strings.Builder
 	for _, f := range p.env.Bundle.Files {
@@ -212,42 +203,44 @@ func (p *bundlePhase) unpack(ctx context.Context, h *host.Host) error {
 	for _, img := range p.env.Bundle.Images {
 		fmt.Fprintf(&sums, "%s  %s\n", img.SHA256, img.Path)
 	}
-	dir, tmp := p.unpackDir(), p.unpackDir()+".unpacking"
-	extract, err := p.extractCommand(h, tmp)
+	if err := h.PutAll(ctx, []host.Write{{Path: p.sumsFile(), Data: []byte(sums.String()), Mode: host.FileMode{Perm: 0o644}}}); err != nil {
+		return fmt.Errorf("unpack the bundle: %w", err)
+	}
+	unpacker, err := p.unpackerCommand(h)
 	if err != nil {
 		return err
 	}
+	dir, tmp := p.unpackDir(), p.unpackDir()+".unpacking"
 	script := fmt.Sprintf(`set -e
 rm -rf %[1]s
-mkdir -p %[1]s
-%[6]s
-cd %[1]s
-sha256sum -c --quiet --strict
-echo %[3]s > %[4]s
-rm -rf %[5]s
-mv -T %[1]s %[5]s`, host.Quote(tmp), host.Quote(p.remoteArchive()), p.sum, bundleComplete, host.Quote(dir), extract)
-	if _, err := h.RunWithInput(ctx, script, []byte(sums.String())); err != nil {
+%[2]s -C %[1]s --sha256 %[3]s --check %[4]s
+echo %[3]s > %[1]s/%[5]s
+rm -rf %[6]s
+mv -T %[1]s %[6]s
+rm -f %[7]s/*.tar.zst %[7]s/*.tar.gz`, host.Quote(tmp), unpacker, p.sum, host.Quote(p.sumsFile()), bundleComplete,
+		host.Quote(dir), host.Quote(BundleArchiveDir))
+	f, err := os.Open(p.archive)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := h.RunWithReader(ctx, script, f); err != nil {
 		return fmt.Errorf("unpack the bundle: %w", err)
 	}
 	return nil
 }
 
-// extractCommand is the command line that extracts the archive into dir:
-// the host's tar for gzip; for zstd, kube-unpack over SSH, kubeforge
-// itself on the machine it runs on.
-func (p *bundlePhase) extractCommand(h *host.Host, dir string) (string, error) {
-	archive := host.Quote(p.remoteArchive())
-	switch {
-	case !p.zstd:
-		return fmt.Sprintf("tar -xzf %s -C %s", archive, host.Quote(dir)), nil
-	case h.Spec.Local:
-		exe, err := selfExecutable()
-		if err != nil {
-			return "", fmt.Errorf("unpack the bundle with this kubeforge: %w", err)
-		}
-		return fmt.Sprintf("%s %s -C %s < %s", host.Quote(exe), LocalUnpackCommand, host.Quote(dir), archive), nil
+// unpackerCommand is the program that unpacks the archive on h:
+// kube-unpack over SSH, kubeforge itself on the machine it runs on.
+func (p *bundlePhase) unpackerCommand(h *host.Host) (string, error) {
+	if !h.Spec.Local {
+		return host.Quote(BundleUnpacker), nil
 	}
-	return fmt.Sprintf("%s -C %s < %s", host.Quote(BundleUnpacker), host.Quote(dir), archive), nil
+	exe, err := selfExecutable()
+	if err != nil {
+		return "", fmt.Errorf("unpack the bundle with this kubeforge: %w", err)
+	}
+	return host.Quote(exe) + " " + LocalUnpackCommand, nil
 }
 
 // binaryID names the binary a service runs (its sha256 in the bundle).

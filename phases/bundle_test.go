@@ -17,13 +17,18 @@ import (
 // bundleHost answers the bundle phases state probe with state, the
 // uploads file state probe with "missing", and records the rest.
 type bundleHost struct {
-	state string
-	ran   []string
-	puts  int
+	state    string
+	ran      []string
+	puts     int
+	streamed string // what the unpack command read on its stdin
 }
 
-func (b *bundleHost) Run(_ context.Context, cmd string, _ io.Reader) (ssh.Result, error) {
+func (b *bundleHost) Run(_ context.Context, cmd string, stdin io.Reader) (ssh.Result, error) {
 	b.ran = append(b.ran, cmd)
+	if strings.Contains(cmd, " --check ") {
+		in, _ := io.ReadAll(stdin)
+		b.streamed = string(in)
+	}
 	switch {
 	case strings.HasPrefix(cmd, "complete="):
 		return ssh.Result{Stdout: []byte(b.state)}, nil
@@ -69,7 +74,8 @@ func TestBundleUnpacker(t *testing.T) {
 	self := selfExecutable
 	selfExecutable = func() (string, error) { return "/root/kubeforge", nil }
 	defer func() { selfExecutable = self }()
-	const zst, gz = "kubeforge-bundle-v1-linux-amd64.tar.zst", "kubeforge-bundle-v0-linux-amd64.tar.gz"
+	const zst, gz = "kubeforge-bundle-v1-linux-amd64.tar.zst", "kubeforge-bundle-v1-linux-amd64.tar.gz"
+	const stream, kubeUnpack = "stream ", "/var/lib/kubeforge/bundle/kube-unpack -C /opt/kubeforge/"
 	for name, tc := range map[string]struct {
 		archive  string
 		local    bool
@@ -80,48 +86,45 @@ func TestBundleUnpacker(t *testing.T) {
 	}{
 		"zstd over ssh": {
 			archive: zst,
-			plan:    []string{"upload " + zst, "upload the unpacker kube-unpack", "unpack and verify"},
-			install: []string{"644 " + zst, "755 kube-unpack"},
-			extract: "/var/lib/kubeforge/bundle/kube-unpack -C /opt/kubeforge/",
+			plan:    []string{"upload the unpacker kube-unpack", stream + zst},
+			install: []string{"755 kube-unpack", "644 SUM16.sha256sums"},
+			extract: kubeUnpack,
 		},
 		"zstd, the host has this unpacker": {
 			archive:  zst,
 			unpacker: "unpacker=SUM 755 root:root\n",
-			plan:     []string{"upload " + zst, "unpack and verify"},
-			install:  []string{"644 " + zst},
-			extract:  "/var/lib/kubeforge/bundle/kube-unpack -C /opt/kubeforge/",
+			plan:     []string{stream + zst},
+			install:  []string{"644 SUM16.sha256sums"},
+			extract:  kubeUnpack,
 		},
 		"zstd, the host has another unpacker": {
 			archive:  zst,
 			unpacker: "unpacker=0123 755 root:root\n",
-			plan:     []string{"upload " + zst, "upload the unpacker kube-unpack", "unpack and verify"},
-			install:  []string{"644 " + zst, "755 kube-unpack"},
-			extract:  "/var/lib/kubeforge/bundle/kube-unpack -C /opt/kubeforge/",
+			plan:     []string{"upload the unpacker kube-unpack", stream + zst},
+			install:  []string{"755 kube-unpack", "644 SUM16.sha256sums"},
+			extract:  kubeUnpack,
 		},
 		"zstd on this machine": {
 			archive: zst, local: true,
-			plan:    []string{"upload " + zst, "unpack and verify"},
-			install: []string{"644 " + zst},
+			plan:    []string{stream + zst},
+			install: []string{"644 SUM16.sha256sums"},
 			extract: "/root/kubeforge bundle unpack -C /opt/kubeforge/",
 		},
-		"gzip from before": {
+		"gzip over ssh": {
 			archive: gz,
-			plan:    []string{"upload " + gz, "unpack and verify"},
-			install: []string{"644 " + gz},
-			extract: "tar -xzf /var/lib/kubeforge/bundle/" + gz + " -C /opt/kubeforge/",
+			plan:    []string{"upload the unpacker kube-unpack", stream + gz},
+			install: []string{"755 kube-unpack", "644 SUM16.sha256sums"},
+			extract: kubeUnpack,
 		},
 	} {
-		env := bundleEnv(t, tc.archive, tc.archive == zst)
+		env := bundleEnv(t, tc.archive, true)
 		p := &bundlePhase{env: env}
 		if err := p.Prepare(context.Background()); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		state := strings.ReplaceAll(tc.unpacker, "SUM", "")
-		if env.Bundle.Unpacker != nil {
-			state = strings.ReplaceAll(tc.unpacker, "SUM", env.Bundle.Unpacker.SHA256)
-		}
+		state := strings.ReplaceAll(tc.unpacker, "SUM", env.Bundle.Unpacker.SHA256)
 		spec := &config.Host{Name: "h", Local: tc.local}
-		fake := &bundleHost{state: "complete=\ncurrent=\narchive=\n" + state}
+		fake := &bundleHost{state: "complete=\ncurrent=\n" + state}
 		h := host.New(spec, fake)
 		plan, err := p.Plan(context.Background(), h)
 		if err != nil {
@@ -137,27 +140,32 @@ func TestBundleUnpacker(t *testing.T) {
 			}
 		}
 		probe := fake.ran[0]
-		if strings.Contains(probe, "kube-unpack") != (tc.archive == zst && !tc.local) {
+		if strings.Contains(probe, "kube-unpack") != !tc.local {
 			t.Errorf("%s: the probe asks for kube-unpack: %v", name, !strings.Contains(probe, "kube-unpack"))
 		}
 		fake.ran = nil
 		if err := p.Run(context.Background(), h); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if got := fake.installed(); strings.Join(got, ",") != strings.Join(tc.install, ",") {
-			t.Errorf("%s: uploaded %q, want %q", name, got, tc.install)
+		want := strings.ReplaceAll(strings.Join(tc.install, ","), "SUM16", p.sum[:16])
+		if got := fake.installed(); strings.Join(got, ",") != want {
+			t.Errorf("%s: uploaded %q, want %q", name, got, want)
 		}
 		var unpack string
 		for _, cmd := range fake.ran {
-			if strings.Contains(cmd, "sha256sum -c") {
+			if strings.Contains(cmd, " --check ") {
 				unpack = cmd
 			}
 		}
-		if !strings.Contains(unpack, tc.extract) || !strings.Contains(unpack, "mv -T") {
-			t.Errorf("%s: unpacked with\n%s\nwant %q", name, unpack, tc.extract)
+		check := " --sha256 " + p.sum + " --check /var/lib/kubeforge/bundle/" + p.sum[:16] + ".sha256sums"
+		if !strings.Contains(unpack, tc.extract) || !strings.Contains(unpack, check) || !strings.Contains(unpack, "mv -T") {
+			t.Errorf("%s: unpacked with\n%s\nwant %q and %q", name, unpack, tc.extract, check)
 		}
-		if tc.archive == zst && strings.Contains(unpack, "tar -x") {
-			t.Errorf("%s: a zstd archive went to the hosts tar:\n%s", name, unpack)
+		if strings.Contains(unpack, "tar -x") || strings.Contains(unpack, "sha256sum -c") {
+			t.Errorf("%s: the host reads the bundle twice:\n%s", name, unpack)
+		}
+		if fake.streamed != "archive" {
+			t.Errorf("%s: the unpack read %q on its stdin, want the archive", name, fake.streamed)
 		}
 	}
 }
@@ -171,7 +179,7 @@ func TestBundleUnpackerMissing(t *testing.T) {
 	if err := p.Prepare(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	fake := &bundleHost{state: "complete=\ncurrent=\narchive=\n"}
+	fake := &bundleHost{state: "complete=\ncurrent=\n"}
 	err := p.Run(context.Background(), host.New(&config.Host{Name: "h"}, fake))
 	if err == nil || !strings.Contains(err.Error(), "copy kube-unpack") {
 		t.Errorf("%v", err)
@@ -182,7 +190,7 @@ func TestBundleUnpackerMissing(t *testing.T) {
 	if _, err := p.Plan(context.Background(), host.New(&config.Host{Name: "h"}, fake)); err == nil {
 		t.Error("the dry run plans an unpack it cannot do")
 	}
-	local := &bundleHost{state: "complete=\ncurrent=\narchive=\n"}
+	local := &bundleHost{state: "complete=\ncurrent=\n"}
 	if err := p.Run(context.Background(), host.New(&config.Host{Name: "h", Local: true}, local)); err != nil {
 		t.Errorf("this machine: %v", err)
 	}

@@ -182,12 +182,10 @@ func build(binDir, out, version string, c bundle.Compression, log io.Writer) err
 		m.Images = append(m.Images, img)
 		paths = append(paths, path)
 	}
-	if c == bundle.Zstd {
-		if m.Unpacker, err = addUnpacker(binDir, out); err != nil {
-			return err
-		}
-		fmt.Fprintf(log, "unpacker %s: %.1f MiB, beside the archive\n", m.Unpacker.Path, mib(m.Unpacker.Size))
+	if m.Unpacker, err = addUnpacker(binDir, out); err != nil {
+		return err
 	}
+	fmt.Fprintf(log, "unpacker %s: %.1f MiB, beside the archive\n", m.Unpacker.Path, mib(m.Unpacker.Size))
 	if err := bundle.WriteManifest(filepath.Join(out, bundle.ManifestFile), m); err != nil {
 		return err
 	}
@@ -216,11 +214,12 @@ func build(binDir, out, version string, c bundle.Compression, log io.Writer) err
 const UnpackerFile = "kube-unpack"
 
 // addUnpacker copies kube-unpack beside the archive. Not into it: a host
-// without a zstd program needs it before it can read the archive.
+// without a zstd program needs it before it can read the archive, and it
+// checks every file's sum as it unpacks them (gzip archives too).
 func addUnpacker(binDir, out string) (*bundle.Unpacker, error) {
 	dst := filepath.Join(out, UnpackerFile)
 	if err := atomicfile.Copy(filepath.Join(binDir, UnpackerFile), dst, 0o755); err != nil {
-		return nil, fmt.Errorf("%w (a zstd bundle needs it: run 'make unpack' first, or make the bundle with -compression gzip)", err)
+		return nil, fmt.Errorf("%w (the bundle needs it: run 'make unpack' first)", err)
 	}
 	// The hosts install it 0755, and its sum is checked: the same here.
 	if err := os.Chmod(dst, 0o755); err != nil {

@@ -101,6 +101,12 @@ func (h *Host) Run(ctx context.Context, cmd string) (string, error) {
 
 // RunWithInput is Run with data on the command's standard input.
 func (h *Host) RunWithInput(ctx context.Context, cmd string, stdin []byte) ([]byte, error) {
+	return h.RunWithReader(ctx, cmd, bytes.NewReader(stdin))
+}
+
+// RunWithReader is Run with the command's standard input streamed from
+// r, for input too large to hold in memory (the bundle's archive).
+func (h *Host) RunWithReader(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error) {
 	line, input := h.sudo.wrap(cmd, stdin)
 	start := time.Now()
 	res, err := h.t.Run(ctx, line, input)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -37,23 +38,16 @@ func (e *SudoError) Error() string {
 // sudo password never appears in the command line: it is the first line
 // of stdin, and -k makes sudo always read it, so it never leaks into the
 // command's input.
-func (s sudo) wrap(cmd string, stdin []byte) (string, *bytes.Reader) {
+func (s sudo) wrap(cmd string, stdin io.Reader) (string, io.Reader) {
 	switch s.mode {
 	case sudoNoPasswd:
-		return "sudo -n -- sh -c " + quote(cmd), reader(stdin)
+		return "sudo -n -- sh -c " + quote(cmd), stdin
 	case sudoPassword:
-		input := append(append(append([]byte(nil), s.password...), '\n'), stdin...)
-		return "sudo -k -S -p '' -- sh -c " + quote(cmd), bytes.NewReader(input)
+		password := append(append([]byte(nil), s.password...), '\n')
+		return "sudo -k -S -p '' -- sh -c " + quote(cmd), io.MultiReader(bytes.NewReader(password), stdin)
 	default:
-		return cmd, reader(stdin)
+		return cmd, stdin
 	}
-}
-
-func reader(b []byte) *bytes.Reader {
-	if b == nil {
-		return bytes.NewReader(nil)
-	}
-	return bytes.NewReader(b)
 }
 
 // scrub removes sudo's own noise from a command's stderr.

@@ -13,10 +13,12 @@ import (
 	"github.com/kubeforge/kubeforge/components/bundle"
 )
 
-// The hosts' path for a zstd archive: dist/kube-unpack (checked against
-// the manifest, static, small) unpacks the real archive, and every file
-// has the manifest's sum, as the host's `sha256sum -c` checks. kubeforge
-// itself ('bundle unpack', a node joining on its own) gives the same.
+// The hosts' path: dist/kube-unpack (checked against the manifest,
+// static, small) unpacks the real archive streamed to it, checking the
+// archive's and every file's sum as a host does (--sha256, --check), and
+// an outside `sha256sum -c` agrees; a wrong archive sum is refused.
+// kubeforge itself ('bundle unpack', a node joining on its own) gives
+// the same.
 func TestUnpackDistArchive(t *testing.T) {
 	dir, m := loadDist(t)
 	archive := filepath.Join(dir, m.Archive)
@@ -25,9 +27,9 @@ func TestUnpackDistArchive(t *testing.T) {
 		argv []string
 	}
 	var unpackers []unpacker
-	if bundle.IsZstd(m.Archive) {
+	{
 		if m.Unpacker == nil {
-			t.Fatalf("the manifest of the zstd archive %s names no unpacker", m.Archive)
+			t.Fatalf("the manifest of the archive %s names no unpacker", m.Archive)
 		}
 		ku := filepath.Join(dir, m.Unpacker.Path)
 		sum, size, err := bundle.HashFile(ku)
@@ -53,18 +55,32 @@ func TestUnpackDistArchive(t *testing.T) {
 	for _, img := range m.Images {
 		sums.WriteString(img.SHA256 + "  " + img.Path + "\n")
 	}
-	for _, u := range unpackers {
-		out := filepath.Join(t.TempDir(), "unpacking")
+	sumsFile := filepath.Join(t.TempDir(), "sums")
+	if err := os.WriteFile(sumsFile, []byte(sums.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	archiveSum, _, err := bundle.HashFile(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unpack := func(u unpacker, out, sum string) ([]byte, error) {
 		in, err := os.Open(archive)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(u.argv[0], append(u.argv[1:], "-C", out)...)
+		defer in.Close()
+		cmd := exec.Command(u.argv[0], append(u.argv[1:], "-C", out, "--sha256", sum, "--check", sumsFile)...)
 		cmd.Stdin = in
-		msg, err := cmd.CombinedOutput()
-		in.Close()
-		if err != nil {
-			t.Fatalf("%s -C %s < %s: %v\n%s", u.name, out, archive, err, msg)
+		return cmd.CombinedOutput()
+	}
+	for _, u := range unpackers {
+		wrong := strings.Repeat("0", 64)
+		if msg, err := unpack(u, filepath.Join(t.TempDir(), "unpacking"), wrong); err == nil || !strings.Contains(string(msg), "sha256 mismatch") {
+			t.Errorf("%s --sha256 %s: %v, want a refusal\n%s", u.name, wrong, err, msg)
+		}
+		out := filepath.Join(t.TempDir(), "unpacking")
+		if msg, err := unpack(u, out, archiveSum); err != nil {
+			t.Fatalf("%s -C %s --sha256 %s --check %s < %s: %v\n%s", u.name, out, archiveSum, sumsFile, archive, err, msg)
 		}
 		check := exec.Command("sha256sum", "-c", "--quiet", "--strict")
 		check.Dir = out

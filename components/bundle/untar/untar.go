@@ -10,6 +10,8 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +19,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
@@ -67,38 +70,110 @@ func Decompress(r io.Reader) (io.Reader, func(), error) {
 // Permission bits are kept (not setuid, setgid or sticky); owners and
 // times are not.
 func Unpack(r io.Reader, dir string) error {
+	return UnpackChecked(r, dir, Sums{})
+}
+
+// Sums is what an unpack checks as it goes, so that a host reads the
+// archive once and never re-reads what it wrote: the sha256 of the
+// compressed stream (hex; "" not checked) and of files it must hold
+// (clean relative path to hex sha256).
+type Sums struct {
+	Archive string
+	Files   map[string]string
+}
+
+// ErrMismatch is wrapped by the errors of an archive or a file whose
+// sha256 is not the one expected, and of an expected file missing.
+var ErrMismatch = errors.New("sha256 mismatch")
+
+// UnpackChecked is Unpack, checking the archive's and the files' sums:
+// every file of sums.Files must be a regular file of the archive with
+// that sum. What it extracted stays in dir on an error; the caller
+// unpacks into a temporary directory and renames it only on success.
+func UnpackChecked(r io.Reader, dir string, sums Sums) error {
+	ah := sha256.New()
+	if sums.Archive != "" {
+		r = io.TeeReader(r, ah)
+	}
 	zr, done, err := Decompress(r)
 	if err != nil {
 		return err
 	}
 	defer done()
-	return Extract(zr, dir)
+	got, err := extractAll(zr, dir, sums.Files)
+	if err != nil {
+		return err
+	}
+	if sums.Archive != "" {
+		// The tar ends before its compressed stream does: the rest is
+		// part of the archive's sum too.
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return fmt.Errorf("read the archive: %w", err)
+		}
+		if sum := hex.EncodeToString(ah.Sum(nil)); sum != sums.Archive {
+			return fmt.Errorf("%w: the archive has %s, expected %s (corrupted in transit?)", ErrMismatch, sum, sums.Archive)
+		}
+	}
+	var bad []string
+	for name, want := range sums.Files {
+		switch sum, ok := got[name]; {
+		case !ok:
+			bad = append(bad, name+": missing from the archive")
+		case sum != want:
+			bad = append(bad, fmt.Sprintf("%s: %s, expected %s", name, sum, want))
+		}
+	}
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		return fmt.Errorf("%w: %s", ErrMismatch, strings.Join(bad, "; "))
+	}
+	return nil
 }
 
 // Extract extracts an uncompressed tar stream into dir, as Unpack.
 func Extract(r io.Reader, dir string) error {
+	_, err := extractAll(r, dir, nil)
+	return err
+}
+
+// extractAll extracts the tar r into dir and returns the sha256 of the
+// regular files named in want, hashed as they are written.
+func extractAll(r io.Reader, dir string, want map[string]string) (map[string]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
+	got := map[string]string{}
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			return nil
+			return got, nil
 		}
 		if err != nil {
-			return fmt.Errorf("read the archive: %w", err)
+			return nil, fmt.Errorf("read the archive: %w", err)
 		}
-		if err := extract(tr, hdr, dir); err != nil {
-			return fmt.Errorf("%q: %w", hdr.Name, err)
+		var h hashFor
+		if name, err := clean(hdr.Name); err == nil && hdr.Typeflag == tar.TypeReg {
+			if _, ok := want[name]; ok {
+				h = hashFor{name: name, got: got}
+			}
+		}
+		if err := extract(tr, hdr, dir, h); err != nil {
+			return nil, fmt.Errorf("%q: %w", hdr.Name, err)
 		}
 	}
+}
+
+// hashFor records the sum of one extracted file in got (no name: none).
+type hashFor struct {
+	name string
+	got  map[string]string
 }
 
 // ErrUnsafe is wrapped by the errors of entries that are refused.
 var ErrUnsafe = errors.New("refused")
 
-func extract(tr *tar.Reader, hdr *tar.Header, dir string) error {
+func extract(tr *tar.Reader, hdr *tar.Header, dir string, h hashFor) error {
 	name, err := clean(hdr.Name)
 	if err != nil {
 		return err
@@ -132,9 +207,17 @@ func extract(tr *tar.Reader, hdr *tar.Header, dir string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := io.Copy(f, tr); err != nil {
+		var w io.Writer = f
+		sum := sha256.New()
+		if h.name != "" {
+			w = io.MultiWriter(f, sum)
+		}
+		if _, err := io.Copy(w, tr); err != nil {
 			f.Close()
 			return err
+		}
+		if h.name != "" {
+			h.got[h.name] = hex.EncodeToString(sum.Sum(nil))
 		}
 		if err := f.Chmod(perm); err != nil {
 			f.Close()
@@ -210,4 +293,51 @@ func noLinkBetween(dir, name string) error {
 		}
 	}
 	return nil
+}
+
+// ReadSums reads a list of file sums in sha256sum's format ("HEX  NAME"
+// per line), as the bundle phase writes it for UnpackChecked.
+func ReadSums(r io.Reader) (map[string]string, error) {
+	sums := map[string]string{}
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if line == "" {
+			continue
+		}
+		sum, name, ok := strings.Cut(line, "  ")
+		if !ok || len(sum) != 64 || strings.Trim(sum, "0123456789abcdef") != "" {
+			return nil, fmt.Errorf("sums line %d: not \"SHA256  NAME\"", n)
+		}
+		name, err := clean(name)
+		if err != nil || name == "." {
+			return nil, fmt.Errorf("sums line %d: %q is not a file of the bundle", n, name)
+		}
+		sums[name] = sum
+	}
+	return sums, sc.Err()
+}
+
+// ReadSumsFile is ReadSums of a file.
+func ReadSumsFile(p string) (map[string]string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ReadSums(f)
+}
+
+// UnpackWithSumsFile is UnpackChecked with the files' sums read from a
+// file ("" checks none): what kube-unpack and `kubeforge bundle unpack`
+// run.
+func UnpackWithSumsFile(r io.Reader, dir, archiveSum, sumsFile string) error {
+	sums := Sums{Archive: archiveSum}
+	if sumsFile != "" {
+		var err error
+		if sums.Files, err = ReadSumsFile(sumsFile); err != nil {
+			return err
+		}
+	}
+	return UnpackChecked(r, dir, sums)
 }

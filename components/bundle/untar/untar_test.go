@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -136,5 +138,39 @@ func TestNotAnArchive(t *testing.T) {
 	err := Unpack(strings.NewReader("hello, world"), t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "not a zstd or gzip archive") {
 		t.Errorf("%v", err)
+	}
+}
+
+func sumOf(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func TestUnpackChecked(t *testing.T) {
+	body := strings.Repeat("kubelet", 5000)
+	archive := compress(t, "zstd", tarOf(t,
+		entry{name: "bin/kube", typ: tar.TypeReg, body: body, mode: 0o755},
+		entry{name: "bin/kubelet", typ: tar.TypeSymlink, link: "kube"},
+		entry{name: "manifest.json", typ: tar.TypeReg, body: "{}", mode: 0o644},
+	))
+	// A stream with bytes after the tar's end: they count in its sum.
+	archive = append(archive, compress(t, "zstd", make([]byte, 4096))...)
+	good := Sums{Archive: sumOf(archive), Files: map[string]string{"bin/kube": sumOf([]byte(body)), "manifest.json": sumOf([]byte("{}"))}}
+	if err := UnpackChecked(bytes.NewReader(archive), filepath.Join(t.TempDir(), "b"), good); err != nil {
+		t.Fatalf("good sums: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		sums Sums
+		want string
+	}{
+		"archive": {Sums{Archive: sumOf([]byte("other")), Files: good.Files}, "the archive has " + good.Archive},
+		"file":    {Sums{Files: map[string]string{"bin/kube": sumOf([]byte("old"))}}, "bin/kube: " + sumOf([]byte(body))},
+		"missing": {Sums{Files: map[string]string{"bin/kubectl": sumOf(nil)}}, "bin/kubectl: missing from the archive"},
+		"symlink": {Sums{Files: map[string]string{"bin/kubelet": sumOf([]byte(body))}}, "bin/kubelet: missing from the archive"},
+	} {
+		err := UnpackChecked(bytes.NewReader(archive), filepath.Join(t.TempDir(), "b"), tc.sums)
+		if !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an ErrMismatch saying %q", name, err, tc.want)
+		}
 	}
 }
