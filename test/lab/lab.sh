@@ -801,11 +801,19 @@ sysctl_changes() {
 	local cur key before after
 	cur=$(mktemp)
 	sysctl -a 2>/dev/null >"$cur" || true
+	# A key printed on several lines (some kernels have such files, e.g.
+	# fs.pipe-keep: one "name value" per line) is a table, not a setting
+	# the lab changes, and cannot be written back as one value: skipped.
 	awk '
 		{ i = index($0, " = "); if (i == 0) next; k = substr($0, 1, i - 1); v = substr($0, i + 3) }
-		NR == FNR { old[k] = v; next }
-		(k in old) && old[k] != v { printf "%s\037%s\037%s\n", k, old[k], v }
-	' "$STATE/sysctl.snapshot" "$cur" |
+		NR == FNR { old[k] = v; nold[k]++; next }
+		{ cur[k] = v; ncur[k]++ }
+		END {
+			for (k in cur)
+				if ((k in old) && nold[k] == 1 && ncur[k] == 1 && old[k] != cur[k])
+					printf "%s\037%s\037%s\n", k, old[k], cur[k]
+		}
+	' "$STATE/sysctl.snapshot" "$cur" | sort |
 		while IFS=$'\037' read -r key before after; do
 			[[ $key =~ $VOLATILE_SYSCTLS ]] && continue
 			[ -w "$(sysctl_path "$key")" ] || continue
