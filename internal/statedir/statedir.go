@@ -20,6 +20,7 @@ import (
 //	bootstrap-token                                          the join token
 //	logs/<action>-<time>.log                                 every run's log
 //	backups/                                                 renewal backups, etcd snapshots
+//	cache/archive-sums.json                                  sums of the bundle archives sent (ArchiveSum)
 type Dir string
 
 // Path is the directory itself.
