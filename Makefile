@@ -44,7 +44,7 @@ KUBEFORGE_X := -X 'github.com/kubeforge/kubeforge/internal/version.Version=$(VER
 MODULES := . components/coredns components/flanneld components/cni
 
 .PHONY: all build kubeforge kube components pause coredns flanneld cni containerd runc crictl keepalived apicheck unpack bundle \
-        test unit fuzz integration e2e e2e-run e2e-ha e2e-ha-run e2e-airgap e2e-airgap-run e2e-certs e2e-certs-run e2e-lifecycle e2e-lifecycle-run demo bench bench-kubeadm lint fmt vet clean
+        test unit fuzz integration e2e e2e-run e2e-ha e2e-ha-run e2e-airgap e2e-airgap-run e2e-certs e2e-certs-run e2e-lifecycle e2e-lifecycle-run e2e-cis e2e-cis-run kube-bench demo bench bench-kubeadm lint fmt vet clean
 
 include test/lab/lab.mk
 
@@ -166,6 +166,24 @@ bench-kubeadm:
 	if [ "$$v" != "$(KUBE_VERSION)" ]; then echo "test/bench/kubeadm pins k8s.io/kubernetes $$v, the product $(KUBE_VERSION)"; exit 1; fi
 	cd test/bench/kubeadm && $(GO) build $(BUILDFLAGS) -ldflags "-s -w $(kube_x)" -o $(BENCH_DIR)/kubeadm k8s.io/kubernetes/cmd/kubeadm
 
+# The CIS benchmark runner, never shipped in the bundle: aquasecurity's
+# kube-bench built from the version test/cis/kube-bench/go.mod pins (its own
+# module: none of its dependencies are the product's), static, with the
+# version its own makefile stamps; and its cfg/ folder (the benchmarks'
+# checks and config.yaml, which kube-bench reads at run time) copied from
+# that module's source, untouched: TestCIS lays test/cis/config.yaml over it
+# when it uploads them.
+kube-bench:
+	@set -eu; cd test/cis/kube-bench; \
+	v=$$($(GO) list -m -f '{{.Version}}' github.com/aquasecurity/kube-bench); \
+	$(GO) mod download github.com/aquasecurity/kube-bench; \
+	dir=$$($(GO) list -m -f '{{.Dir}}' github.com/aquasecurity/kube-bench); \
+	if [ ! -f "$$dir/cfg/config.yaml" ]; then echo "kube-bench $$v: no cfg/config.yaml in the module source ($$dir)"; exit 1; fi; \
+	echo "kube-bench $$v"; \
+	$(GO) build $(BUILDFLAGS) -ldflags "-s -w -X 'github.com/aquasecurity/kube-bench/cmd.KubeBenchVersion=$$v'" \
+		-o $(BIN)/kube-bench github.com/aquasecurity/kube-bench; \
+	rm -rf $(BIN)/kube-bench-cfg; cp -R "$$dir/cfg" $(BIN)/kube-bench-cfg; chmod -R u+w $(BIN)/kube-bench-cfg
+
 # The README's first command: a lab host and a cluster in it.
 # Its state (PKI, known_hosts, admin.conf) lives with the lab, in .lab/cluster-state.
 DEMO_STATE := .lab/cluster-state
@@ -228,3 +246,14 @@ e2e-certs: build bundle
 
 e2e-certs-run:
 	KUBEFORGE_E2E_CERTS=1 $(GO) test -p 1 -count=1 -tags e2e -timeout 60m -v -run 'TestCerts$$' ./test/e2e/ 2>&1 | tee .lab/e2e-certs.log | grep -E '^(=== RUN|--- |\s+\S+_test.go|PASS|FAIL|ok )'
+
+# Issue 19's measure: the CIS Kubernetes Benchmark (kube-bench, cis-1.12)
+# on every host of 3 control planes + 2 workers behind the VIP, with
+# kube-bench pointed at kubeforge's own paths (test/cis/config.yaml); the
+# totals land in .lab/cis-totals.md, and every FAIL fails the test.
+e2e-cis: build bundle kube-bench
+	$(MAKE) lab-up N=5 CP=3
+	status=0; $(MAKE) e2e-cis-run || status=$$?; $(MAKE) lab-down; exit $$status
+
+e2e-cis-run:
+	KUBEFORGE_E2E_CIS=1 $(GO) test -p 1 -count=1 -tags e2e -timeout 30m -v -run 'TestCIS$$' ./test/e2e/ 2>&1 | tee .lab/e2e-cis.log | grep -E '^(=== RUN|--- |\s+\S+_test.go|PASS|FAIL|ok )'
