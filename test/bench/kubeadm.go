@@ -206,7 +206,10 @@ func stageKubeadm(root, stage, kubeadm, images string, v kubeadmVersions, h lab.
 		}
 	}
 
-	containerd, err := templates.Render("containerd/config.toml.tmpl", map[string]any{
+	// The OS's containerd 1.6 from apt, as kubeadm users get it: its
+	// configuration format is version 2, the template kubeforge keeps
+	// for hosts that run the OS's containerd.
+	containerd, err := templates.Render("containerd/config-1.x.toml.tmpl", map[string]any{
 		"SandboxImage":        "registry.k8s.io/pause:" + kubeadmPauseTag,
 		"RestrictOOMScoreAdj": "@RESTRICT_OOM_SCORE_ADJ@", // run.sh detects it, as the runtime phase does
 		"SystemdCgroup":       true,
