@@ -140,10 +140,15 @@ func TestHosts(t *testing.T) {
 
 	t.Run("bundle upload skips what is there", func(t *testing.T) {
 		first := mustRun(t, nil, "bundle", "upload", "-f", cluster, "--state-dir", state)
-		stamp := onHost(t, names[1], "stat -c %Y /var/lib/kubeforge/bundle/*.tar.*")
+		// The archive is streamed into the unpacker, not kept: the
+		// unpacked bundle's marker says whether it was sent again.
+		stamp := onHost(t, names[1], "stat -c %Y /opt/kubeforge/current/.complete")
 		second := mustRun(t, nil, "bundle", "upload", "-f", cluster, "--state-dir", state)
-		if again := onHost(t, names[1], "stat -c %Y /var/lib/kubeforge/bundle/*.tar.*"); again != stamp {
-			t.Errorf("second run rewrote the archive")
+		if again := onHost(t, names[1], "stat -c %Y /opt/kubeforge/current/.complete"); again != stamp {
+			t.Errorf("second run unpacked the bundle again")
+		}
+		if kept := onHost(t, names[1], "ls /var/lib/kubeforge/bundle/"); strings.Contains(kept, ".tar.") {
+			t.Errorf("the host keeps an archive: %s", kept)
 		}
 		t.Logf("bundle upload to 3 hosts: first %s, second %s", first.duration.Round(10*time.Millisecond), second.duration.Round(10*time.Millisecond))
 		for _, n := range names {
