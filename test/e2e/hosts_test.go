@@ -53,7 +53,7 @@ func TestHosts(t *testing.T) {
 			before[n] = snapshot(t, n)
 		}
 		r := mustRun(t, nil, "bundle", "upload", "-f", cluster, "--state-dir", state, "--dry-run")
-		if !strings.Contains(r.out, "would change:") || !strings.Contains(r.out, "upload kubeforge-bundle") {
+		if !strings.Contains(r.out, "would change:") || !strings.Contains(r.out, "stream kubeforge-bundle") {
 			t.Errorf("dry run printed no plan: %s", r)
 		}
 		r = mustRun(t, nil, "init", "-f", cluster, "--state-dir", t.TempDir(), "--dry-run")
