@@ -10,6 +10,10 @@ import (
 	"github.com/kubeforge/kubeforge/internal/host"
 )
 
+// unitPerm is every systemd unit kubeforge writes: root's alone, as the
+// CIS benchmark asks of the files that hold a component's flags.
+const unitPerm = 0o600
+
 // File is a file kubeforge keeps on a host.
 type File struct {
 	Path string
@@ -46,7 +50,7 @@ func (d Desired) allFiles() []File {
 	out := append([]File(nil), d.Files...)
 	for _, s := range d.Services {
 		if s.Unit != nil { // nil: the unit comes with a package
-			out = append(out, File{Path: UnitPath(s.Name), Data: s.Unit, Mode: host.FileMode{Perm: 0o644}})
+			out = append(out, File{Path: UnitPath(s.Name), Data: s.Unit, Mode: host.FileMode{Perm: unitPerm}})
 		}
 	}
 	return out

@@ -168,7 +168,7 @@ func (p *kubeletPhase) desired(h *host.Host, s nodeState) (Desired, error) {
 	if err != nil {
 		return Desired{}, err
 	}
-	files = append(files, File{Path: KubeletConfigFile, Data: cfg, Mode: host.FileMode{Perm: 0o644}})
+	files = append(files, File{Path: KubeletConfigFile, Data: cfg, Mode: host.FileMode{Perm: 0o600}})
 	inputs := paths(files)
 	conflist, err := templates.Render("cni/10-flannel.conflist.tmpl", nil)
 	if err != nil {

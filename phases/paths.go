@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strings"
 
 	"github.com/kubeforge/kubeforge/templates"
 )
@@ -34,7 +35,31 @@ const (
 	// is issued for them on the admin machine, and a node that joins on
 	// its own has what they need.
 	NodeKubeconfig = KubeletKubeconfig
+
+	// AuditPolicyFile is the API servers' audit policy; AuditLog their
+	// audit log, rotated by the API server itself (auditLogMax*).
+	AuditPolicyFile = "/etc/kubernetes/audit-policy.yaml"
+	AuditLog        = "/var/log/kubernetes/audit/audit.log"
 )
+
+// The audit log's rotation, as the CIS benchmark asks: 30 days, 10 files
+// of 100 MB.
+const (
+	auditLogMaxAge    = "30"
+	auditLogMaxBackup = "10"
+	auditLogMaxSize   = "100"
+)
+
+// tlsCipherSuites are the TLS 1.2 suites the API servers accept (TLS 1.3
+// has only strong ones): forward secret, authenticated encryption.
+var tlsCipherSuites = strings.Join([]string{
+	"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+	"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+	"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+	"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+	"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+	"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+}, ",")
 
 // Ports the components listen on.
 const (

@@ -141,7 +141,7 @@ func TestDesiredDiff(t *testing.T) {
 		Files:    []File{{Path: "/etc/a.conf", Data: cfg, Mode: host.FileMode{Perm: 0o644}}},
 		Services: []Service{{Name: "a", Unit: unit, Inputs: []string{"/etc/a.conf"}}, {Name: "b", Unit: unit}},
 	}
-	same := host.SumOf(cfg) + " 644 root:root\n" + host.SumOf(unit) + " 644 root:root\n" + host.SumOf(unit) + " 644 root:root\n"
+	same := host.SumOf(cfg) + " 644 root:root\n" + host.SumOf(unit) + " 600 root:root\n" + host.SumOf(unit) + " 600 root:root\n"
 	for name, tc := range map[string]struct {
 		states, active string
 		want           string

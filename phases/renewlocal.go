@@ -76,8 +76,8 @@ func (p *renewTimerPhase) desired(h *host.Host) (Desired, error) {
 		return Desired{}, err
 	}
 	files = append(files,
-		File{Path: UnitPath(TimerUnit), Data: service, Mode: host.FileMode{Perm: 0o644}},
-		File{Path: path.Join("/etc/systemd/system", TimerUnit+".timer"), Data: timer, Mode: host.FileMode{Perm: 0o644}})
+		File{Path: UnitPath(TimerUnit), Data: service, Mode: host.FileMode{Perm: unitPerm}},
+		File{Path: path.Join("/etc/systemd/system", TimerUnit+".timer"), Data: timer, Mode: host.FileMode{Perm: unitPerm}})
 	return Desired{Files: files}, nil
 }
 

@@ -2,6 +2,7 @@ package phases
 
 import (
 	"context"
+	"os"
 	"path"
 
 	"github.com/kubeforge/kubeforge/internal/host"
@@ -58,7 +59,11 @@ func (p *snapshotTimerPhase) desired(h *host.Host) (Desired, error) {
 		if err != nil {
 			return Desired{}, err
 		}
-		files = append(files, File{Path: f.path, Data: b, Mode: host.FileMode{Perm: 0o644}})
+		perm := os.FileMode(unitPerm)
+		if f.path == SnapshotScript {
+			perm = 0o644
+		}
+		files = append(files, File{Path: f.path, Data: b, Mode: host.FileMode{Perm: perm}})
 	}
 	return Desired{Files: files}, nil
 }

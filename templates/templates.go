@@ -14,7 +14,7 @@ import (
 	"text/template"
 )
 
-//go:embed systemd containerd cni addons bootstrap keepalived etcd
+//go:embed systemd containerd cni addons bootstrap keepalived etcd audit
 var files embed.FS
 
 // Header marks every file kubeforge generates.

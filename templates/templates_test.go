@@ -50,6 +50,7 @@ var cases = []struct {
 		"SandboxImage": "kubeforge.local/pause:3.10-kubeforge.1", "RestrictOOMScoreAdj": true, "SystemdCgroup": true,
 	}, parseTOML},
 	{"crictl.yaml", "containerd/crictl.yaml.tmpl", map[string]any{"Socket": "unix:///run/containerd/containerd.sock"}, parseYAML},
+	{"audit-policy.yaml", "audit/audit-policy.yaml.tmpl", nil, parseYAML},
 	{"10-flannel.conflist", "cni/10-flannel.conflist.tmpl", nil, parseJSON},
 	{"net-conf.json", "cni/net-conf.json.tmpl", map[string]string{"PodCIDR": "10.244.0.0/16", "Backend": "vxlan"}, parseJSON},
 	{"coredns.yaml", "addons/coredns.yaml.tmpl", map[string]any{
