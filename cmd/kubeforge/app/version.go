@@ -56,6 +56,7 @@ type versionReport struct {
 	BundleError string               `json:"bundleError,omitempty"`
 	Components  []bundle.Component   `json:"components,omitempty"`
 	Images      []bundle.Image       `json:"images,omitempty"`
+	Unpacker    *bundle.Unpacker     `json:"unpacker,omitempty"`
 	Manifest    *bundleManifestBrief `json:"manifest,omitempty"`
 }
 
@@ -75,6 +76,7 @@ func runVersion(deps *Deps, opts *VersionOptions) error {
 		report.Bundle = dir
 		report.Components = m.Components()
 		report.Images = m.Images
+		report.Unpacker = m.Unpacker
 		report.Manifest = &bundleManifestBrief{Kubeforge: m.Kubeforge, Platform: m.OS + "/" + m.Arch, GoVersion: m.GoVersion, Archive: m.Archive}
 	}
 	out := deps.IO.Out
@@ -96,6 +98,10 @@ func runVersion(deps *Deps, opts *VersionOptions) error {
 			from = "kubeforge"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, c.Version, from, c.Path)
+	}
+	if u := report.Unpacker; u != nil {
+		// Built with the kubeforge that made the bundle, beside the archive.
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", "kube-unpack", m.Kubeforge, "github.com/kubeforge/kubeforge", u.Path+" (beside the archive)")
 	}
 	return tw.Flush()
 }

@@ -37,7 +37,8 @@ func writeBundle(t *testing.T) string {
 			{Path: "bin/keepalived", Programs: []bundle.Program{{Name: "keepalived", Module: "keepalived (Debian source 1:2.2.7-1)", Version: "v2.2.7"}}},
 			{Path: "bin/kube-apiserver-check", Programs: []bundle.Program{{Name: "kube-apiserver-check", Module: "github.com/kubeforge/kubeforge", Version: "v9.9.9"}}},
 		},
-		Images: []bundle.Image{{Name: "coredns", Ref: "kubeforge.local/coredns:v1.13.2", Path: "images/coredns.tar", Version: "v1.13.2"}},
+		Images:   []bundle.Image{{Name: "coredns", Ref: "kubeforge.local/coredns:v1.13.2", Path: "images/coredns.tar", Version: "v1.13.2"}},
+		Unpacker: &bundle.Unpacker{Path: "kube-unpack", SHA256: strings.Repeat("a", 64), Size: 2445474},
 	}
 	if err := bundle.WriteManifest(filepath.Join(dir, bundle.ManifestFile), m); err != nil {
 		t.Fatal(err)
@@ -53,7 +54,8 @@ func TestVersionTable(t *testing.T) {
 	}
 	for _, want := range []string{"kubeforge v", "kubelet", "v1.35.4", "etcd", "v3.6.5", "flanneld", "v0.28.10", "coredns (image)", "v1.13.2",
 		"containerd", "v2.4.2", "github.com/containerd/containerd/v2", "runc", "v1.5.3", "crictl", "v1.37.0",
-		"keepalived", "v2.2.7", "Debian source 1:2.2.7-1", "bin/keepalived", "kube-apiserver-check"} {
+		"keepalived", "v2.2.7", "Debian source 1:2.2.7-1", "bin/keepalived", "kube-apiserver-check",
+		"kube-unpack           v9.9.9"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -75,7 +77,8 @@ func TestVersionJSON(t *testing.T) {
 		got[c.Name] = c.Version
 	}
 	if got["kubelet"] != "v1.35.4" || got["etcd"] != "v3.6.5" || got["containerd"] != "v2.4.2" || got["runc"] != "v1.5.3" ||
-		got["crictl"] != "v1.37.0" || got["keepalived"] != "v2.2.7" || r.Bundle != dir || r.Kubeforge.Version == "" {
+		got["crictl"] != "v1.37.0" || got["keepalived"] != "v2.2.7" || r.Bundle != dir || r.Kubeforge.Version == "" ||
+		r.Unpacker == nil || r.Unpacker.Path != "kube-unpack" {
 		t.Fatalf("report %+v", r)
 	}
 }
