@@ -1,9 +1,12 @@
 package ssh
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -145,6 +148,18 @@ func TestRunExitCodesStdinAndCancel(t *testing.T) {
 	res, err := c.Run(ctx, "cat; echo err >&2; exit 3", strings.NewReader("hello"))
 	if err != nil || string(res.Stdout) != "hello" || strings.TrimSpace(string(res.Stderr)) != "err" || res.ExitCode != 3 {
 		t.Fatalf("run: %+v %v", res, err)
+	}
+	// A large input arrives whole, in order (the bundle is streamed so).
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB
+	sum := sha256.Sum256(big)
+	res, err = c.Run(ctx, "sha256sum | cut -d' ' -f1", bytes.NewReader(big))
+	if err != nil || strings.TrimSpace(string(res.Stdout)) != hex.EncodeToString(sum[:]) {
+		t.Fatalf("16 MiB on stdin: %+v %v", res, err)
+	}
+	// A command that exits without reading its input does not hang Run.
+	res, err = c.Run(ctx, "exit 4", bytes.NewReader(big))
+	if err != nil || res.ExitCode != 4 {
+		t.Fatalf("input not read: %+v %v", res, err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
