@@ -77,19 +77,19 @@ func (p *bundlePhase) Prepare(context.Context) error {
 	if p.sum, p.size, err = hash(p.archive); err != nil {
 		return fmt.Errorf("bundle archive: %w", err)
 	}
-	p.unpackerErr = p.checkUnpacker()
+	p.unpackerErr = p.checkUnpacker(hash)
 	return nil
 }
 
 // checkUnpacker finds kube-unpack beside the manifest and checks it
 // against it.
-func (p *bundlePhase) checkUnpacker() error {
+func (p *bundlePhase) checkUnpacker(hash func(string) (string, int64, error)) error {
 	u := p.env.Bundle.Unpacker
 	if u == nil {
 		return fmt.Errorf("the bundle's manifest names no unpacker for its archive %s: rebuild it with this tree's 'make bundle'", p.env.Bundle.Archive)
 	}
 	local := filepath.Join(p.env.BundleDir, u.Path)
-	sum, _, err := bundle.HashFile(local)
+	sum, _, err := hash(local)
 	if err != nil {
 		return fmt.Errorf("the bundle needs its unpacker beside the archive: %w (copy %s from the bundle's directory too)", err, u.Path)
 	}

@@ -27,7 +27,8 @@ func (*controlPlanePhase) Title() string {
 	return "Control plane (kube-apiserver, controller-manager, scheduler)"
 }
 
-// files are the PKI files a control plane needs. The CA keys stay on the
+// files are the PKI files a control plane needs, and the API server's
+// audit policy. The CA keys stay on the
 // admin machine, but the cluster CA's: the controller-manager signs the
 // kubelets' certificates with it. The API server's serving certificate is
 // the host's own.

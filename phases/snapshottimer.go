@@ -50,20 +50,19 @@ func (p *snapshotTimerPhase) desired(h *host.Host) (Desired, error) {
 		"Etcdctl": etcdctlSnapshot(""), "Etcdutl": bin("etcdutl"),
 	}
 	var files []File
-	for _, f := range []struct{ tmpl, path string }{
-		{"etcd/snapshot.sh.tmpl", SnapshotScript},
-		{"systemd/snapshot.service.tmpl", UnitPath(SnapshotTimerUnit)},
-		{"systemd/snapshot.timer.tmpl", path.Join("/etc/systemd/system", SnapshotTimerUnit+".timer")},
+	for _, f := range []struct {
+		tmpl, path string
+		perm       os.FileMode
+	}{
+		{"etcd/snapshot.sh.tmpl", SnapshotScript, 0o644},
+		{"systemd/snapshot.service.tmpl", UnitPath(SnapshotTimerUnit), unitPerm},
+		{"systemd/snapshot.timer.tmpl", path.Join("/etc/systemd/system", SnapshotTimerUnit+".timer"), unitPerm},
 	} {
 		b, err := templates.Render(f.tmpl, data)
 		if err != nil {
 			return Desired{}, err
 		}
-		perm := os.FileMode(unitPerm)
-		if f.path == SnapshotScript {
-			perm = 0o644
-		}
-		files = append(files, File{Path: f.path, Data: b, Mode: host.FileMode{Perm: perm}})
+		files = append(files, File{Path: f.path, Data: b, Mode: host.FileMode{Perm: f.perm}})
 	}
 	return Desired{Files: files}, nil
 }

@@ -101,7 +101,11 @@ func (h *Host) Run(ctx context.Context, cmd string) (string, error) {
 
 // RunWithInput is Run with data on the command's standard input.
 func (h *Host) RunWithInput(ctx context.Context, cmd string, stdin []byte) ([]byte, error) {
-	return h.RunWithReader(ctx, cmd, bytes.NewReader(stdin))
+	var r io.Reader // no input: none to stream (Transport.Run takes nil)
+	if len(stdin) > 0 {
+		r = bytes.NewReader(stdin)
+	}
+	return h.RunWithReader(ctx, cmd, r)
 }
 
 // RunWithReader is Run with the command's standard input streamed from

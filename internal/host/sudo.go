@@ -43,8 +43,11 @@ func (s sudo) wrap(cmd string, stdin io.Reader) (string, io.Reader) {
 	case sudoNoPasswd:
 		return "sudo -n -- sh -c " + quote(cmd), stdin
 	case sudoPassword:
-		password := append(append([]byte(nil), s.password...), '\n')
-		return "sudo -k -S -p '' -- sh -c " + quote(cmd), io.MultiReader(bytes.NewReader(password), stdin)
+		var input io.Reader = bytes.NewReader(append(append([]byte(nil), s.password...), '\n'))
+		if stdin != nil {
+			input = io.MultiReader(input, stdin)
+		}
+		return "sudo -k -S -p '' -- sh -c " + quote(cmd), input
 	default:
 		return cmd, stdin
 	}

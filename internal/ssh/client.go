@@ -271,23 +271,21 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, 
 	if err != nil {
 		return Result{}, fmt.Errorf("new session: %w", err)
 	}
-	defer session.Close()
 	var stdout, stderr bytes.Buffer
 	session.Stdout, session.Stderr = &stdout, &stderr
 	// Input is written to the channel here, in large writes, not through
 	// the session's own io.Pipe and its goroutine: for the bundle's 91 MB
 	// that pipe woke a goroutine for every 32 KB and copied every byte
 	// once more, the largest share of what a join cost this machine.
-	if br, ok := stdin.(*bytes.Reader); ok && br.Len() == 0 {
-		stdin = nil
-	}
 	var stdinPipe io.WriteCloser
 	if stdin != nil {
 		if stdinPipe, err = session.StdinPipe(); err != nil {
+			session.Close()
 			return Result{}, fmt.Errorf("stdin: %w", err)
 		}
 	}
 	if err := session.Start(cmd); err != nil {
+		session.Close()
 		return Result{}, fmt.Errorf("start: %w", err)
 	}
 	fed := make(chan struct{})
@@ -301,7 +299,8 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, 
 	} else {
 		close(fed)
 	}
-	// The caller's reader is not read once Run has returned.
+	// Closing the session ends a feed the command stopped reading: the
+	// caller's reader is not read once Run has returned.
 	defer func() { session.Close(); <-fed }()
 	done := make(chan error, 1)
 	go func() { done <- session.Wait() }()

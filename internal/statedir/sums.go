@@ -26,7 +26,8 @@ type archiveSum struct {
 	SHA256  string `json:"sha256"`
 }
 
-// ArchiveSum is the sha256 and size of a bundle archive, from the cache
+// ArchiveSum is the sha256 and size of a bundle archive (or the unpacker
+// beside it), from the cache
 // when the file is the one hashed before, else hashed and cached. A
 // cache that cannot be read or written is not an error: the archive is
 // hashed.

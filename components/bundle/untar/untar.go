@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -154,32 +155,29 @@ func extractAll(r io.Reader, dir string, want map[string]string) (map[string]str
 		if err != nil {
 			return nil, fmt.Errorf("read the archive: %w", err)
 		}
-		var h hashFor
-		if name, err := clean(hdr.Name); err == nil && hdr.Typeflag == tar.TypeReg {
-			if _, ok := want[name]; ok {
-				h = hashFor{name: name, got: got}
-			}
-		}
-		if err := extract(tr, hdr, dir, h); err != nil {
+		name, err := clean(hdr.Name)
+		if err != nil {
 			return nil, fmt.Errorf("%q: %w", hdr.Name, err)
 		}
+		var sum hash.Hash
+		if _, ok := want[name]; ok && hdr.Typeflag == tar.TypeReg {
+			sum = sha256.New()
+		}
+		if err := extract(tr, hdr, name, dir, sum); err != nil {
+			return nil, fmt.Errorf("%q: %w", hdr.Name, err)
+		}
+		if sum != nil {
+			got[name] = hex.EncodeToString(sum.Sum(nil))
+		}
 	}
-}
-
-// hashFor records the sum of one extracted file in got (no name: none).
-type hashFor struct {
-	name string
-	got  map[string]string
 }
 
 // ErrUnsafe is wrapped by the errors of entries that are refused.
 var ErrUnsafe = errors.New("refused")
 
-func extract(tr *tar.Reader, hdr *tar.Header, dir string, h hashFor) error {
-	name, err := clean(hdr.Name)
-	if err != nil {
-		return err
-	}
+// extract writes one entry, name being hdr.Name cleaned; a regular
+// file's content also goes to sum when there is one.
+func extract(tr *tar.Reader, hdr *tar.Header, name, dir string, sum hash.Hash) error {
 	if name == "." {
 		if hdr.Typeflag == tar.TypeDir {
 			return nil
@@ -210,16 +208,12 @@ func extract(tr *tar.Reader, hdr *tar.Header, dir string, h hashFor) error {
 			return err
 		}
 		var w io.Writer = f
-		sum := sha256.New()
-		if h.name != "" {
+		if sum != nil {
 			w = io.MultiWriter(f, sum)
 		}
 		if _, err := io.Copy(w, tr); err != nil {
 			f.Close()
 			return err
-		}
-		if h.name != "" {
-			h.got[h.name] = hex.EncodeToString(sum.Sum(nil))
 		}
 		if err := f.Chmod(perm); err != nil {
 			f.Close()
