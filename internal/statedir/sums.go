@@ -27,10 +27,9 @@ type archiveSum struct {
 }
 
 // ArchiveSum is the sha256 and size of a bundle archive (or the unpacker
-// beside it), from the cache
-// when the file is the one hashed before, else hashed and cached. A
-// cache that cannot be read or written is not an error: the archive is
-// hashed.
+// beside it), from the cache when the file is the one hashed before,
+// else hashed and cached. A cache that cannot be read or written is not
+// an error: the file is hashed.
 func (d Dir) ArchiveSum(archive string) (string, int64, error) {
 	abs, err := filepath.Abs(archive)
 	if err != nil {
