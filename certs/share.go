@@ -13,8 +13,9 @@ import (
 )
 
 // SharedFiles are what a control plane cannot issue itself, relative to
-// the PKI directory's parent: the three CAs and the service-account key
-// pair. A control plane joining on its own fetches them from the cluster,
+// the PKI directory's parent: the three CAs, the service-account key
+// pair and the encryption configuration of Secrets (which a cluster made
+// before encryption may lack: OptionalShared). A control plane joining on its own fetches them from the cluster,
 // encrypted under the certificate key (kubeadm's --upload-certs model);
 // it issues every other certificate of its own from them.
 func SharedFiles() []string {
@@ -22,8 +23,12 @@ func SharedFiles() []string {
 	for _, a := range Authorities() {
 		out = append(out, a.CertPath(), a.KeyPath())
 	}
-	return append(out, SAPrivateKeyPath(), SAPublicKeyPath())
+	return append(out, SAPrivateKeyPath(), SAPublicKeyPath(), EncryptionConfigPath())
 }
+
+// OptionalShared reports whether a shared file may be missing: the
+// encryption configuration of a cluster made before encryption.
+func OptionalShared(rel string) bool { return rel == EncryptionConfigPath() }
 
 // SharedKey is the key a shared file has in the Secret that carries it:
 // "pki/etcd/ca.crt" is "etcd-ca.crt" (Secret keys have no slashes).
@@ -113,6 +118,9 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 func ReadShared(dir Dir) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for _, f := range SharedFiles() {
+		if OptionalShared(f) && !dir.exists(f) {
+			continue
+		}
 		data, err := dir.read(f)
 		if err != nil {
 			return nil, err
@@ -123,7 +131,8 @@ func ReadShared(dir Dir) (map[string][]byte, error) {
 }
 
 // WriteShared writes shared files into dir (keys 0600), refusing any
-// other path and never replacing a CA that differs.
+// other path and never replacing a CA that differs. The encryption
+// configuration is replaced: it changes with each key rotation.
 func WriteShared(dir Dir, files map[string][]byte) error {
 	for rel, data := range files {
 		if _, ok := SharedPath(SharedKey(rel)); !ok || path.Clean(rel) != rel {
@@ -134,13 +143,15 @@ func WriteShared(dir Dir, files map[string][]byte) error {
 			if err != nil {
 				return err
 			}
-			if string(have) != string(data) {
+			if string(have) != string(data) && !OptionalShared(rel) {
 				return &FileError{Path: dir.path(rel), Problem: "differs from the cluster's: this directory belongs to another cluster; move it away"}
 			}
-			continue
+			if string(have) == string(data) {
+				continue
+			}
 		}
 		mode := os.FileMode(certMode)
-		if strings.HasSuffix(rel, KeyExt) {
+		if strings.HasSuffix(rel, KeyExt) || rel == EncryptionConfigPath() {
 			mode = os.FileMode(keyMode)
 		}
 		if err := dir.write(rel, data, mode); err != nil {

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/kubeforge/kubeforge/certs"
 	"github.com/kubeforge/kubeforge/internal/host"
@@ -20,10 +22,19 @@ type certsPhase struct{ env *Env }
 func (*certsPhase) Title() string { return "Certificates and kubeconfigs (in the state directory)" }
 
 func (p *certsPhase) Prepare(context.Context) error {
+	// A CA made before this run is a cluster that may hold Secrets
+	// written before kubeforge encrypted them.
+	_, err := os.Stat(p.env.StateDir.CACert())
+	existing := err == nil
 	results, err := certs.Generate(p.env.PKI, p.env.StateDir.PKI(), certs.Options{DryRun: p.env.DryRun})
 	if err != nil {
 		return err
 	}
+	enc, err := certs.EnsureEncryption(p.env.StateDir.PKI(), time.Now(), existing, p.env.DryRun)
+	if err != nil {
+		return err
+	}
+	results = append(results, enc...)
 	for _, r := range results {
 		if r.Action != certs.Kept {
 			verb := string(r.Action)
@@ -68,6 +79,15 @@ func (env *Env) pkiFiles(pairs ...string) ([]File, error) {
 		out = append(out, File{Path: dst, Data: data, Mode: mode})
 	}
 	return out, nil
+}
+
+// encrypts reports whether the API servers encrypt Secrets: the state
+// directory has the configuration, or this run's certs step makes it.
+func (env *Env) encrypts() bool {
+	if _, err := os.Stat(env.StateDir.File(certs.EncryptionConfigPath())); err == nil {
+		return true
+	}
+	return env.DryRun && slices.Contains(env.Phases, "certs")
 }
 
 // pair lists a certificate and its key: pki/<base>.crt/.key -> dir/<base>.

@@ -27,8 +27,8 @@ func (*controlPlanePhase) Title() string {
 	return "Control plane (kube-apiserver, controller-manager, scheduler)"
 }
 
-// files are the PKI files a control plane needs, and the API server's
-// audit policy. The CA keys stay on the
+// files are the PKI files a control plane needs, the API server's audit
+// policy and its encryption configuration of Secrets. The CA keys stay on the
 // admin machine, but the cluster CA's: the controller-manager signs the
 // kubelets' certificates with it. The API server's serving certificate is
 // the host's own.
@@ -47,9 +47,17 @@ func (p *controlPlanePhase) files(h *host.Host) ([]File, error) {
 	for _, base := range []string{certs.APIServerKubeletClient, certs.APIServerEtcdClient, certs.FrontProxyClient} {
 		pairs = append(pairs, pair("pki", PKIDir, base)...)
 	}
+	if p.env.encrypts() {
+		pairs = append(pairs, certs.EncryptionConfigPath(), EncryptionConfigFile)
+	}
 	files, err := p.env.pkiFiles(pairs...)
 	if err != nil {
 		return nil, err
+	}
+	for i := range files {
+		if files[i].Path == EncryptionConfigFile {
+			files[i].Mode.Perm = 0o600
+		}
 	}
 	policy, err := templates.Render("audit/audit-policy.yaml.tmpl", nil)
 	if err != nil {
@@ -104,6 +112,9 @@ func (p *controlPlanePhase) apiServer(h *host.Host, files []File) (Service, erro
 		"audit-log-maxbackup":                     auditLogMaxBackup,
 		"audit-log-maxsize":                       auditLogMaxSize,
 	})
+	if p.env.encrypts() {
+		args = append(args, "--encryption-provider-config="+EncryptionConfigFile)
+	}
 	u, err := unit{
 		Description: "kube-apiserver: the Kubernetes API",
 		After:       []string{"network-online.target", "etcd.service"},
@@ -117,7 +128,7 @@ func (p *controlPlanePhase) apiServer(h *host.Host, files []File) (Service, erro
 		// go idle; a static pod is killed after 30s, this after 20s.
 		TimeoutStopSec: "20s",
 	}.render()
-	return Service{Name: "kube-apiserver", Unit: u, Inputs: inputsUnder(files, PKIDir+"/", AuditPolicyFile)}, err
+	return Service{Name: "kube-apiserver", Unit: u, Inputs: inputsUnder(files, PKIDir+"/", AuditPolicyFile, EncryptionConfigFile)}, err
 }
 
 // inputsUnder are the files among files whose path starts with prefix.

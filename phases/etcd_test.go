@@ -33,6 +33,7 @@ type fakeEtcd struct {
 	members []cluster.Member
 	addID   uint64 // the ID the next member added gets
 	asked   []string
+	stored  map[string][]byte // what Stored answers
 }
 
 func (f *fakeEtcd) Members(context.Context) ([]cluster.Member, error) {
@@ -59,6 +60,9 @@ func (f *fakeEtcd) Remove(_ context.Context, id uint64) error {
 }
 
 func (f *fakeEtcd) Health(context.Context, string) error { return nil }
+func (f *fakeEtcd) Stored(context.Context, string, int) (map[string][]byte, error) {
+	return f.stored, nil
+}
 func (f *fakeEtcd) Status(context.Context, string) (cluster.EtcdStatus, error) {
 	return cluster.EtcdStatus{}, nil
 }

@@ -40,6 +40,10 @@ const (
 	// audit log, rotated by the API server itself (auditLogMax*).
 	AuditPolicyFile = "/etc/kubernetes/audit-policy.yaml"
 	AuditLog        = "/var/log/kubernetes/audit/audit.log"
+
+	// EncryptionConfigFile is how the API servers encrypt Secrets in etcd
+	// (the state directory's certs.EncryptionConfigPath).
+	EncryptionConfigFile = "/etc/kubernetes/encryption-config.yaml"
 )
 
 // The audit log's rotation, as the CIS benchmark asks: 30 days, 10 files

@@ -126,6 +126,10 @@ var constructors = map[string]func(*Env) Phase{
 	"reset":              func(env *Env) Phase { return &resetPhase{env: env} },
 	"remove-node":        func(env *Env) Phase { return &removeNodePhase{env: env, target: &config.Host{}} },
 	"snapshot-timer":     func(env *Env) Phase { return &snapshotTimerPhase{env: env} },
+	"key-add":            func(env *Env) Phase { return &keyStagePhase{env: env, stage: stageAdd} },
+	"key-write":          func(env *Env) Phase { return &keyStagePhase{env: env, stage: stageWrite} },
+	"key-drop":           func(env *Env) Phase { return &keyStagePhase{env: env, stage: stageDrop} },
+	"secrets-rewrite":    func(env *Env) Phase { return &secretsRewritePhase{env: env} },
 }
 
 // Builder builds phases as New does, except those in own: an action

@@ -119,6 +119,13 @@ func etcdKind(err error) (error, bool) {
 	return ErrUnavailable, true
 }
 
+// IsConflict reports a write refused because the object changed since it
+// was read.
+func IsConflict(err error) bool {
+	var ce *Error
+	return errors.As(err, &ce) && apierrors.IsConflict(ce.Err)
+}
+
 // IsUnauthorized reports an identity the API server did not accept (401):
 // a bootstrap token that expired, a certificate of another CA.
 func IsUnauthorized(err error) bool {

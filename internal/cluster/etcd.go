@@ -62,6 +62,10 @@ type Etcd interface {
 	// read (the cluster has a quorum through it) and raises no alarm.
 	Health(ctx context.Context, endpoint string) error
 	Status(ctx context.Context, endpoint string) (EtcdStatus, error)
+	// Stored returns, for each key under prefix, the first n bytes of its
+	// value: enough to tell how the API server stored it (the
+	// "k8s:enc:<provider>:v1:<key>:" of an encrypted value).
+	Stored(ctx context.Context, prefix string, n int) (map[string][]byte, error)
 }
 
 // EtcdURL is a member's https URL at addr.
@@ -250,6 +254,35 @@ func (e *etcdClient) Members(ctx context.Context) ([]Member, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+func (e *etcdClient) Stored(ctx context.Context, prefix string, n int) (map[string][]byte, error) {
+	cli, err := e.client(e.endpoints...)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	// Pages of 500 keys, each request bounded as one etcdctl command.
+	start, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
+	for {
+		rctx, cancel := context.WithTimeout(ctx, commandTimeout)
+		resp, err := cli.Get(rctx, start, clientv3.WithRange(end), clientv3.WithLimit(500))
+		cancel()
+		if err != nil {
+			return nil, wrap("read "+prefix+" in etcd through "+strings.Join(e.endpoints, ","), err)
+		}
+		for _, kv := range resp.Kvs {
+			v := kv.Value
+			if len(v) > n {
+				v = v[:n]
+			}
+			out[string(kv.Key)] = append([]byte(nil), v...)
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return out, nil
+		}
+		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
 }
 
 func (e *etcdClient) AddLearner(ctx context.Context, name, peerURL string) (Member, error) {

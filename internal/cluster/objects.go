@@ -40,6 +40,26 @@ func (c *Client) Secrets(ctx context.Context, namespace string, typ corev1.Secre
 	return l.Items, nil
 }
 
+// RewriteSecret writes a Secret again as it is: the API server stores it
+// with its encryption configuration's writing key. One that is gone is
+// not an error; a conflict (someone wrote it meanwhile, so it is stored
+// anew already) neither.
+func (c *Client) RewriteSecret(ctx context.Context, namespace, name string) error {
+	api, err := c.api(ctx)
+	if err != nil {
+		return err
+	}
+	s, err := api.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err == nil {
+		_, err = api.CoreV1().Secrets(namespace).Update(ctx, s, metav1.UpdateOptions{})
+	}
+	err = wrap("rewrite secret "+namespace+"/"+name, err)
+	if IsNotFound(err) || IsConflict(err) {
+		return nil
+	}
+	return err
+}
+
 // DeleteSecret deletes a Secret; one that is gone is not an error.
 func (c *Client) DeleteSecret(ctx context.Context, namespace, name string) error {
 	api, err := c.api(ctx)

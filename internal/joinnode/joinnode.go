@@ -314,7 +314,7 @@ func fetchSharedCerts(ctx context.Context, client *cluster.Client, key, caPEM []
 		out[rel] = data
 	}
 	for _, rel := range certs.SharedFiles() {
-		if _, ok := out[rel]; !ok {
+		if _, ok := out[rel]; !ok && !certs.OptionalShared(rel) {
 			return nil, fmt.Errorf("kube-system/%s lacks %s: upload the certificates again", CertsSecretName, rel)
 		}
 	}

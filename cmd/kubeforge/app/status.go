@@ -100,7 +100,9 @@ type statusReport struct {
 	VIP      string              `json:"vip,omitempty"`
 	VIPHeld  []string            `json:"vipHeldBy,omitempty"`
 	API      string              `json:"api"`
-	Errors   map[string]string   `json:"errors,omitempty"`
+	// Encryption is the key Secrets are encrypted with, and its age.
+	Encryption phases.KeyStatus  `json:"encryption"`
+	Errors     map[string]string `json:"errors,omitempty"`
 }
 
 // hostRow is a host, or why it could not be read.
@@ -135,7 +137,8 @@ func unreachableHosts(err error) map[string]string {
 
 func buildStatus(ctx context.Context, run *actionRun, found map[string]phases.HostStatus) statusReport {
 	c := run.Cluster
-	r := statusReport{Cluster: c.Metadata.Name, VIP: c.Spec.ControlPlane.VIP, Errors: map[string]string{}}
+	r := statusReport{Cluster: c.Metadata.Name, VIP: c.Spec.ControlPlane.VIP, Errors: map[string]string{},
+		Encryption: phases.EncryptionStatus(run.Env)}
 	for _, h := range c.Spec.Hosts {
 		hs, ok := found[h.Name]
 		if !ok {
@@ -275,6 +278,15 @@ func printStatus(out io.Writer, r *statusReport) {
 		fmt.Fprintf(out, "VIP %s: held by %s\n", r.VIP, strings.Join(append([]string{}, r.VIPHeld...), ", "))
 	}
 	fmt.Fprintf(out, "API /readyz through the endpoint: %s\n", r.API)
+	switch e := r.Encryption; {
+	case e.Key != "" && !e.Created.IsZero():
+		fmt.Fprintf(out, "Secrets encrypted at rest with key %s, made %s ago\n", e.Key, humanDuration(time.Since(e.Created)))
+	case e.Key != "":
+		fmt.Fprintf(out, "Secrets encrypted at rest with key %s\n", e.Key)
+	}
+	if r.Encryption.Problem != "" {
+		fmt.Fprintf(out, "Secrets at rest: %s\n", r.Encryption.Problem)
+	}
 	var soonest *hostRow
 	for i := range r.Hosts {
 		if c := r.Hosts[i].SoonestCert; c != nil && (soonest == nil || c.NotAfter.Before(soonest.SoonestCert.NotAfter)) {

@@ -1,0 +1,273 @@
+package phases
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kubeforge/kubeforge/certs"
+	"github.com/kubeforge/kubeforge/internal/host"
+	"github.com/kubeforge/kubeforge/internal/vip"
+)
+
+// The phases of `kubeforge secrets rotate-key`. A rotation has three
+// states of the encryption configuration (certs.Encryption), each
+// written to the state directory and rolled out to every API server, one
+// control plane at a time with the VIP moved away, before the next:
+//
+//	key-add    the new key reads (the old one still writes)
+//	key-write  the new key writes (the old one still reads); then
+//	           secrets-rewrite stores every Secret again, with the new
+//	           key, and checks in etcd that none is left under another
+//	key-drop   the old key goes
+//
+// Each state is computed from the state directory's configuration, so a
+// rotation stopped anywhere is finished by running the command again: a
+// rotation under way gets no other key. A cluster made before
+// encryption takes the same path, identity (plaintext) in the old key's
+// place.
+
+// keyStage is one state of a rotation.
+type keyStage string
+
+const (
+	stageAdd   keyStage = "add"
+	stageWrite keyStage = "write"
+	stageDrop  keyStage = "drop"
+)
+
+// keyStagePhase writes the stage's configuration in the state directory
+// (Prepare) and takes each control plane onto it (Run, serial).
+type keyStagePhase struct {
+	env   *Env
+	stage keyStage
+	// now is the clock of a new key (tests).
+	now func() time.Time
+}
+
+func (p *keyStagePhase) Title() string {
+	switch p.stage {
+	case stageAdd:
+		return "New encryption key, reading only, on each API server in turn"
+	case stageWrite:
+		return "New key encrypts, on each API server in turn"
+	}
+	return "Old keys dropped, on each API server in turn"
+}
+
+// next is the stage's configuration, from the state directory's.
+func (p *keyStagePhase) next() (e *certs.Encryption, note string, err error) {
+	e, err = certs.ReadEncryption(p.env.StateDir.PKI())
+	if err != nil {
+		return nil, "", err
+	}
+	switch p.stage {
+	case stageAdd:
+		if e == nil { // a cluster made before encryption
+			e = &certs.Encryption{PlaintextWrites: true}
+		}
+		now := time.Now
+		if p.now != nil {
+			now = p.now
+		}
+		added, err := e.AddKey(now())
+		if err != nil {
+			return nil, "", err
+		}
+		if !added {
+			return e, fmt.Sprintf("a rotation is under way (to %s): finishing it", e.Newest().Name), nil
+		}
+		return e, fmt.Sprintf("key %s made", e.Newest().Name), nil
+	case stageWrite:
+		if e == nil {
+			return nil, "", errors.New("no encryption configuration in the state directory: run the key-add phase first")
+		}
+		e.PromoteNewest()
+		return e, fmt.Sprintf("key %s writes", e.Newest().Name), nil
+	}
+	if e == nil {
+		return nil, "", errors.New("no encryption configuration in the state directory: run the key-add phase first")
+	}
+	if err := e.DropOld(); err != nil {
+		return nil, "", err
+	}
+	return e, fmt.Sprintf("only key %s is left", e.Newest().Name), nil
+}
+
+func (p *keyStagePhase) Prepare(context.Context) error {
+	e, note, err := p.next()
+	if err != nil {
+		return err
+	}
+	if p.env.DryRun {
+		fmt.Fprintf(p.env.Out, "[key-%s] would write the encryption configuration: %s\n", p.stage, note)
+		return nil
+	}
+	changed, err := certs.WriteEncryption(p.env.StateDir.PKI(), e)
+	if err != nil {
+		return err
+	}
+	if changed {
+		fmt.Fprintf(p.env.Out, "[key-%s] %s\n", p.stage, note)
+	}
+	return nil
+}
+
+func (p *keyStagePhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
+	if p.env.DryRun {
+		return []string{"take the key-" + string(p.stage) + " configuration: restart kube-apiserver with the VIP moved away"}, nil
+	}
+	return (&controlPlanePhase{env: p.env}).Plan(ctx, h)
+}
+
+// Run restarts the host's API server on the configuration, with the VIP
+// moved away first; a host that has it already is left alone.
+func (p *keyStagePhase) Run(ctx context.Context, h *host.Host) error {
+	cp := &controlPlanePhase{env: p.env}
+	api, _, err := cp.desired(h)
+	if err != nil {
+		return err
+	}
+	changes, err := api.Diff(ctx, h)
+	if err != nil || changes.Empty() {
+		return err
+	}
+	drained, err := drainVIP(ctx, p.env, h)
+	if err != nil {
+		return err
+	}
+	if err := cp.Run(ctx, h); err != nil {
+		return err
+	}
+	if drained {
+		return vip.Return(ctx, p.env.Client, h)
+	}
+	return nil
+}
+
+// secretsPrefix is where the API servers keep Secrets in etcd.
+const secretsPrefix = "/registry/secrets/"
+
+// secretsRewritePhase stores every Secret again through the API, so the
+// writing key encrypts it, and checks in etcd that none is left stored
+// otherwise: only then may the old keys go.
+type secretsRewritePhase struct{ env *Env }
+
+func (*secretsRewritePhase) Title() string {
+	return "Rewrite every Secret with the writing key, checked in etcd"
+}
+
+// stale lists the Secrets ("namespace/name") that etcd holds under
+// another key than the writer, or in plaintext, and how many there are.
+func (p *secretsRewritePhase) stale(ctx context.Context) (writer certs.EncryptionKey, stale []string, total int, err error) {
+	e, err := certs.ReadEncryption(p.env.StateDir.PKI())
+	if err != nil {
+		return writer, nil, 0, err
+	}
+	if e == nil {
+		return writer, nil, 0, errors.New("no encryption configuration in the state directory: run 'kubeforge secrets rotate-key'")
+	}
+	writer, ok := e.Writer()
+	if !ok {
+		return writer, nil, 0, errors.New("no key writes yet: the key-write phase comes first")
+	}
+	member, err := p.env.Client.HealthyEtcdMember(ctx)
+	if err != nil {
+		return writer, nil, 0, err
+	}
+	etcd, err := p.env.Client.EtcdOn(ctx, member)
+	if err != nil {
+		return writer, nil, 0, err
+	}
+	prefix := []byte(writer.StoragePrefix())
+	stored, err := etcd.Stored(ctx, secretsPrefix, len(prefix))
+	if err != nil {
+		return writer, nil, 0, err
+	}
+	for key, value := range stored {
+		if !bytes.Equal(value, prefix) {
+			stale = append(stale, strings.TrimPrefix(key, secretsPrefix))
+		}
+	}
+	sort.Strings(stale)
+	return writer, stale, len(stored), nil
+}
+
+func (p *secretsRewritePhase) Plan(ctx context.Context, _ *host.Host) ([]string, error) {
+	if p.env.DryRun {
+		return []string{"rewrite every Secret not yet stored with the new key"}, nil
+	}
+	_, stale, total, err := p.stale(ctx)
+	if err != nil || len(stale) == 0 {
+		return nil, err
+	}
+	return []string{fmt.Sprintf("rewrite %d of %d Secrets", len(stale), total)}, nil
+}
+
+func (p *secretsRewritePhase) Run(ctx context.Context, _ *host.Host) error {
+	writer, stale, total, err := p.stale(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range stale {
+		ns, name, _ := strings.Cut(s, "/")
+		if err := p.env.Client.RewriteSecret(ctx, ns, name); err != nil {
+			return err
+		}
+	}
+	// A conflict or a Secret written meanwhile is stored with the writer
+	// already; anything else still stale is a reason to keep the old key.
+	_, left, _, err := p.stale(ctx)
+	if err != nil {
+		return err
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("%d Secrets are still stored without key %s (%s): the old key stays; run the command again",
+			len(left), writer.Name, strings.Join(first(left, 5), ", "))
+	}
+	fmt.Fprintf(p.env.Out, "[secrets-rewrite] %d of %d Secrets rewritten; all are encrypted with key %s\n", len(stale), total, writer.Name)
+	return nil
+}
+
+func first(s []string, n int) []string {
+	if len(s) > n {
+		return append(s[:n:n], "…")
+	}
+	return s
+}
+
+// KeyStatus is the state directory's encryption of Secrets, for status.
+type KeyStatus struct {
+	// Key is the writing key's name; "" when none writes.
+	Key string `json:"key,omitempty"`
+	// Created is when it was made (zero if its name does not say).
+	Created time.Time `json:"created,omitempty"`
+	// Problem says why Secrets are not (all) encrypted with one key, and
+	// what to run.
+	Problem string `json:"problem,omitempty"`
+}
+
+// EncryptionStatus reads the state directory's encryption configuration.
+func EncryptionStatus(env *Env) KeyStatus {
+	e, err := certs.ReadEncryption(env.StateDir.PKI())
+	switch {
+	case err != nil:
+		return KeyStatus{Problem: err.Error()}
+	case e == nil:
+		return KeyStatus{Problem: "Secrets are not encrypted (a cluster made before encryption): run 'kubeforge secrets rotate-key'"}
+	}
+	w, ok := e.Writer()
+	if !ok {
+		return KeyStatus{Problem: "Secrets are still written in plaintext: run 'kubeforge secrets rotate-key' to finish"}
+	}
+	st := KeyStatus{Key: w.Name}
+	st.Created, _ = w.Created()
+	if !e.Settled() {
+		st.Problem = "a key rotation is under way: run 'kubeforge secrets rotate-key' to finish it"
+	}
+	return st
+}
