@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	apiserverv1 "k8s.io/apiserver/pkg/apis/apiserver/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apiserverv1 "k8s.io/apiserver/pkg/apis/apiserver/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubeforge/kubeforge/internal/atomicfile"
