@@ -27,8 +27,9 @@ func (*controlPlanePhase) Title() string {
 	return "Control plane (kube-apiserver, controller-manager, scheduler)"
 }
 
-// files are the PKI files a control plane needs, the API server's audit
-// policy and its encryption configuration of Secrets. The CA keys stay on the
+// files are the PKI files a control plane needs, and the API server's
+// configuration files: audit policy, encryption of Secrets, admission,
+// authentication. The CA keys stay on the
 // admin machine, but the cluster CA's: the controller-manager signs the
 // kubelets' certificates with it. The API server's serving certificate is
 // the host's own.
@@ -59,17 +60,30 @@ func (p *controlPlanePhase) files(h *host.Host) ([]File, error) {
 			files[i].Mode.Perm = 0o600
 		}
 	}
+	own := host.FileMode{Perm: 0o600}
+	admission, err := admissionConfig(p.env.Cluster.Spec.Security.PodSecurity)
+	if err != nil {
+		return nil, err
+	}
+	authn, err := authenticationConfig()
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, File{Path: AdmissionConfigFile, Data: admission, Mode: own}, File{Path: AuthenticationConfigFile, Data: authn, Mode: own})
+	if !p.env.Cluster.Spec.Security.AuditOn() {
+		return files, nil
+	}
 	policy, err := templates.Render("audit/audit-policy.yaml.tmpl", nil)
 	if err != nil {
 		return nil, err
 	}
-	return append(files, File{Path: AuditPolicyFile, Data: policy, Mode: host.FileMode{Perm: 0o600}}), nil
+	return append(files, File{Path: AuditPolicyFile, Data: policy, Mode: own}), nil
 }
 
 func (p *controlPlanePhase) apiServer(h *host.Host, files []File) (Service, error) {
 	c := p.env.Cluster
 	port := strconv.Itoa(c.Spec.ControlPlane.Port)
-	args := flags(map[string]string{
+	m := map[string]string{
 		"advertise-address":                  h.Spec.ClusterAddress().String(),
 		"secure-port":                        port,
 		"allow-privileged":                   "true",
@@ -106,15 +120,22 @@ func (p *controlPlanePhase) apiServer(h *host.Host, files []File) (Service, erro
 		"service-account-extend-token-expiration": "false",
 		"tls-min-version":                         "VersionTLS12",
 		"tls-cipher-suites":                       tlsCipherSuites,
-		"audit-policy-file":                       AuditPolicyFile,
-		"audit-log-path":                          AuditLog,
-		"audit-log-maxage":                        auditLogMaxAge,
-		"audit-log-maxbackup":                     auditLogMaxBackup,
-		"audit-log-maxsize":                       auditLogMaxSize,
-	})
-	if p.env.encrypts() {
-		args = append(args, "--encryption-provider-config="+EncryptionConfigFile)
+		// Pod Security Admission's default; anonymous requests only to
+		// the health checks and cluster-info.
+		"admission-control-config-file": AdmissionConfigFile,
+		"authentication-config":         AuthenticationConfigFile,
 	}
+	if c.Spec.Security.AuditOn() {
+		m["audit-policy-file"] = AuditPolicyFile
+		m["audit-log-path"] = AuditLog
+		m["audit-log-maxage"] = auditLogMaxAge
+		m["audit-log-maxbackup"] = auditLogMaxBackup
+		m["audit-log-maxsize"] = auditLogMaxSize
+	}
+	if p.env.encrypts() {
+		m["encryption-provider-config"] = EncryptionConfigFile
+	}
+	args := flags(m)
 	u, err := unit{
 		Description: "kube-apiserver: the Kubernetes API",
 		After:       []string{"network-online.target", "etcd.service"},
@@ -128,7 +149,7 @@ func (p *controlPlanePhase) apiServer(h *host.Host, files []File) (Service, erro
 		// go idle; a static pod is killed after 30s, this after 20s.
 		TimeoutStopSec: "20s",
 	}.render()
-	return Service{Name: "kube-apiserver", Unit: u, Inputs: inputsUnder(files, PKIDir+"/", AuditPolicyFile, EncryptionConfigFile)}, err
+	return Service{Name: "kube-apiserver", Unit: u, Inputs: inputsUnder(files, PKIDir+"/", AuditPolicyFile, EncryptionConfigFile, AdmissionConfigFile, AuthenticationConfigFile)}, err
 }
 
 // inputsUnder are the files among files whose path starts with prefix.

@@ -22,7 +22,22 @@ const (
 	DefaultCAValidity      = 10 * 365 * 24 * time.Hour
 	DefaultValidity        = 365 * 24 * time.Hour
 	DefaultMaxPods         = 110
+	DefaultPodSecurity     = PodSecurityBaseline
+	DefaultPodSecurityWarn = PodSecurityRestricted
 )
+
+// Pod Security Standards' levels.
+const (
+	PodSecurityPrivileged = "privileged"
+	PodSecurityBaseline   = "baseline"
+	PodSecurityRestricted = "restricted"
+)
+
+// PodSecurityLevels lists them, loosest first.
+var PodSecurityLevels = []string{PodSecurityPrivileged, PodSecurityBaseline, PodSecurityRestricted}
+
+// DefaultExemptNamespaces run the cluster's own pods (CoreDNS).
+var DefaultExemptNamespaces = []string{"kube-system"}
 
 // Networking and PKI choices.
 const (
@@ -103,6 +118,13 @@ func SetDefaults(c *Cluster) {
 	}
 	if s.Kubelet.MaxPods == 0 {
 		s.Kubelet.MaxPods = DefaultMaxPods
+	}
+	ps := &s.Security.PodSecurity
+	setString(&ps.Enforce, DefaultPodSecurity)
+	setString(&ps.Warn, DefaultPodSecurityWarn)
+	setString(&ps.Audit, DefaultPodSecurityWarn)
+	if ps.ExemptNamespaces == nil {
+		ps.ExemptNamespaces = append([]string(nil), DefaultExemptNamespaces...)
 	}
 }
 

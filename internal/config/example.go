@@ -61,4 +61,13 @@ spec:
   kubelet:
     allowSwap: false
     maxPods: 110
+
+  security:
+    podSecurity:                    # Pod Security Admission, where a namespace's labels say nothing
+      enforce: baseline             # privileged, baseline or restricted
+      warn: restricted
+      audit: restricted
+      exemptNamespaces: [kube-system]
+    audit:
+      enabled: true                 # every API request in /var/log/kubernetes/audit/audit.log
 `

@@ -37,7 +37,40 @@ type Spec struct {
 	Networking   Networking   `yaml:"networking,omitempty"`
 	Certificates Certificates `yaml:"certificates,omitempty"`
 	Kubelet      Kubelet      `yaml:"kubelet,omitempty"`
+	Security     Security     `yaml:"security,omitempty"`
 }
+
+// Security holds the hardening choices that are the user's to make; the
+// rest is always on (docs/security.md).
+type Security struct {
+	// PodSecurity is Pod Security Admission's cluster-wide default, for
+	// namespaces without pod-security.kubernetes.io labels.
+	PodSecurity PodSecurity `yaml:"podSecurity,omitempty"`
+	// Audit is the API servers' audit log.
+	Audit Audit `yaml:"audit,omitempty"`
+}
+
+// PodSecurity sets the levels (privileged, baseline, restricted) a pod
+// is held to where its namespace says nothing.
+type PodSecurity struct {
+	// Enforce: pods that break it are refused (default baseline).
+	Enforce string `yaml:"enforce,omitempty"`
+	// Warn: the client is warned (default restricted).
+	Warn string `yaml:"warn,omitempty"`
+	// Audit: the audit log notes it (default restricted).
+	Audit string `yaml:"audit,omitempty"`
+	// ExemptNamespaces are not checked (default kube-system).
+	ExemptNamespaces []string `yaml:"exemptNamespaces,omitempty"`
+}
+
+// Audit is the API servers' audit log.
+type Audit struct {
+	// Enabled records every request (default true).
+	Enabled *bool `yaml:"enabled,omitempty"`
+}
+
+// AuditOn reports whether the API servers keep an audit log.
+func (s *Security) AuditOn() bool { return s.Audit.Enabled == nil || *s.Audit.Enabled }
 
 // Role is what a host does in the cluster.
 type Role string

@@ -113,6 +113,7 @@ func validate(c *Cluster, present func(string) bool) (warnings []string, errs []
 	if s.Kubelet.MaxPods < 1 || s.Kubelet.MaxPods > MaxPodsLimit {
 		v.add("spec.kubelet.maxPods", "%d is outside 1-%d (each node's pods share a /%d)", s.Kubelet.MaxPods, MaxPodsLimit, NodeSubnetBits)
 	}
+	v.podSecurity(&s.Security.PodSecurity)
 	return v.warnings, v.errs
 }
 
@@ -502,4 +503,20 @@ func isDNSName(s string) bool {
 		}
 	}
 	return true
+}
+
+func (v *validator) podSecurity(ps *PodSecurity) {
+	for field, level := range map[string]string{"enforce": ps.Enforce, "warn": ps.Warn, "audit": ps.Audit} {
+		if !slices.Contains(PodSecurityLevels, level) {
+			v.add("spec.security.podSecurity."+field, "%q is not a Pod Security level: use privileged, baseline or restricted", level)
+		}
+	}
+	for i, ns := range ps.ExemptNamespaces {
+		if !dnsLabel.MatchString(ns) || len(ns) > 63 {
+			v.add(fmt.Sprintf("spec.security.podSecurity.exemptNamespaces[%d]", i), "%q is not a namespace name (a lowercase DNS label)", ns)
+		}
+	}
+	if !slices.Contains(ps.ExemptNamespaces, "kube-system") {
+		v.warnings = append(v.warnings, "spec.security.podSecurity.exemptNamespaces: kube-system is not exempt: add-ons that need more than "+ps.Enforce+" will not start there")
+	}
 }
