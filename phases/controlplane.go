@@ -130,7 +130,7 @@ func (p *controlPlanePhase) apiServer(h *host.Host, files []File) (Service, erro
 		m["audit-log-path"] = AuditLog
 		m["audit-log-maxage"] = auditLogMaxAge
 		m["audit-log-maxbackup"] = auditLogMaxBackup
-		m["audit-log-maxsize"] = auditLogMaxSize
+		m["audit-log-maxsize"] = strconv.Itoa(c.Spec.Security.Audit.MaxSize)
 	}
 	if p.env.encrypts() {
 		m["encryption-provider-config"] = EncryptionConfigFile

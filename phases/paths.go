@@ -47,11 +47,10 @@ const (
 )
 
 // The audit log's rotation, as the CIS benchmark asks: 30 days, 10 files
-// of 100 MB.
+// (of spec.security.audit.maxSize MB, 100 by default).
 const (
 	auditLogMaxAge    = "30"
 	auditLogMaxBackup = "10"
-	auditLogMaxSize   = "100"
 )
 
 // tlsCipherSuites are the TLS 1.2 suites the API servers accept (TLS 1.3

@@ -24,6 +24,7 @@ const (
 	DefaultMaxPods         = 110
 	DefaultPodSecurity     = PodSecurityBaseline
 	DefaultPodSecurityWarn = PodSecurityRestricted
+	DefaultAuditMaxSize    = 100
 )
 
 // Pod Security Standards' levels.
@@ -118,6 +119,9 @@ func SetDefaults(c *Cluster) {
 	}
 	if s.Kubelet.MaxPods == 0 {
 		s.Kubelet.MaxPods = DefaultMaxPods
+	}
+	if s.Security.Audit.MaxSize == 0 {
+		s.Security.Audit.MaxSize = DefaultAuditMaxSize
 	}
 	ps := &s.Security.PodSecurity
 	setString(&ps.Enforce, DefaultPodSecurity)

@@ -70,4 +70,5 @@ spec:
       exemptNamespaces: [kube-system]
     audit:
       enabled: true                 # every API request in /var/log/kubernetes/audit/audit.log
+      maxSize: 100                  # MB, then rotated; 10 files and 30 days are kept
 `

@@ -67,6 +67,9 @@ type PodSecurity struct {
 type Audit struct {
 	// Enabled records every request (default true).
 	Enabled *bool `yaml:"enabled,omitempty"`
+	// MaxSize is the size in MB at which the log is rotated (default
+	// 100, as the CIS benchmark asks; 30 days and 10 files are kept).
+	MaxSize int `yaml:"maxSize,omitempty"`
 }
 
 // AuditOn reports whether the API servers keep an audit log.

@@ -69,6 +69,7 @@ func explicitZeros(c *Cluster, present func(string) bool) []FieldError {
 	zero("spec.certificates.validity", s.Certificates.Validity.Duration == 0, "is no lifetime: give one such as 8760h or 365d (leave it out for the default)")
 	zero("spec.certificates.kubeletValidity", s.Certificates.KubeletValidity.Duration == 0, "is no lifetime: give one such as 8760h or 365d (leave it out for the default)")
 	zero("spec.certificates.caValidity", s.Certificates.CAValidity.Duration == 0, "is no lifetime: give one such as 87600h or 3650d (leave it out for the default)")
+	zero("spec.security.audit.maxSize", s.Security.Audit.MaxSize == 0, fmt.Sprintf("MB: give 1-100000 (leave it out for %d)", DefaultAuditMaxSize))
 	zero("spec.kubelet.maxPods", s.Kubelet.MaxPods == 0, fmt.Sprintf("pods fit on no node: give 1-%d (leave it out for %d)", MaxPodsLimit, DefaultMaxPods))
 	return errs
 }
@@ -114,6 +115,9 @@ func validate(c *Cluster, present func(string) bool) (warnings []string, errs []
 		v.add("spec.kubelet.maxPods", "%d is outside 1-%d (each node's pods share a /%d)", s.Kubelet.MaxPods, MaxPodsLimit, NodeSubnetBits)
 	}
 	v.podSecurity(&s.Security.PodSecurity)
+	if m := s.Security.Audit.MaxSize; m < 1 || m > 100000 {
+		v.add("spec.security.audit.maxSize", "%d MB is outside 1-100000", m)
+	}
 	return v.warnings, v.errs
 }
 

@@ -102,6 +102,20 @@ func TestCIS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s", out)
+
+	// Issue 19's other checks, on the same cluster.
+	tar := buildTestImage(t)
+	for _, n := range names[3:5] {
+		importImage(t, n, tar)
+	}
+	checkSecurity(t, k, names[:3], names[3:5])
+	t.Run("audit-rotation", func(t *testing.T) {
+		h, err := theLab.Host(names[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkAuditRotation(t, k, names[0], h.IP)
+	})
 }
 
 // kubeBench is bin/kube-bench, checked to be the version test/cis/kube-bench
