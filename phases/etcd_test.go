@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -316,3 +318,31 @@ func TestEtcdRunsAsItsOwnUser(t *testing.T) {
 }
 
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// A restore leaves the new data directory, which etcdutl writes as root,
+// to etcd; the user is made first (a cluster from before it had one).
+func TestSnapshotRestoreGivesEtcdItsData(t *testing.T) {
+	env := etcdEnv(t)
+	snap := filepath.Join(t.TempDir(), "snapshot.db")
+	if err := os.WriteFile(snap, []byte("snapshot"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p := NewSnapshotRestore(env, snap, "20260101T000000Z")
+	if err := p.(Preparer).Prepare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e := &etcdHost{puts: map[string]string{}, staged: map[string]string{}}
+	if err := p.Run(ctx, host.New(env.Cluster.Host("cp1"), e)); err != nil {
+		t.Fatal(err)
+	}
+	sysusers := slices.Index(e.ran, "systemd-sysusers "+EtcdSysusersFile)
+	restore := slices.IndexFunc(e.ran, func(c string) bool { return strings.Contains(c, " snapshot restore ") })
+	if e.puts[EtcdSysusersFile] == "" || sysusers < 0 || restore < sysusers {
+		t.Fatalf("sysusers file %q, applied at %d, restore at %d", e.puts[EtcdSysusersFile], sysusers, restore)
+	}
+	script := e.ran[restore]
+	if i, j := strings.Index(script, " snapshot restore "), strings.Index(script, "\nchown -R etcd:etcd "+EtcdDataDir+"\n"); j < i {
+		t.Errorf("the restored data directory is not given to etcd:\n%s", script)
+	}
+}
