@@ -82,7 +82,9 @@ func createEtcdUser(ctx context.Context, h *host.Host) error {
 // etcdStartPre are the unit's commands before etcd starts, as root ("+"):
 // the data directory made, 0700, and etcd's with all it holds (a member
 // that ran as root before, a snapshot restored as root); the TLS files
-// copied for the etcd user, who cannot read the keys in place.
+// copied for the etcd user, who cannot read the keys in place. systemd
+// makes the RuntimeDirectory (etcd's, 0700) before these run; -D makes it
+// anyway should one not, and the copies are etcd's and 0400 either way.
 func etcdStartPre() []string {
 	owner := EtcdUser + ":" + EtcdUser
 	src := make([]string, len(etcdTLSFiles))
@@ -93,7 +95,7 @@ func etcdStartPre() []string {
 		"+/bin/mkdir -p -m 0700 " + EtcdDataDir,
 		"+/bin/chmod 0700 " + EtcdDataDir,
 		"+/bin/chown -R " + owner + " " + EtcdDataDir,
-		fmt.Sprintf("+/usr/bin/install -m 0400 -o %s -g %s -t %s %s", EtcdUser, EtcdUser, EtcdTLSDir, strings.Join(src, " ")),
+		fmt.Sprintf("+/usr/bin/install -D -m 0400 -o %s -g %s -t %s %s", EtcdUser, EtcdUser, EtcdTLSDir, strings.Join(src, " ")),
 	}
 }
 

@@ -253,10 +253,11 @@ func TestEtcdRunsAsItsOwnUser(t *testing.T) {
 	}
 	// Every file flag names a copy in EtcdTLSDir that the last
 	// ExecStartPre makes, for etcd, from a file the phase writes.
-	install := strings.Fields(pre[len(pre)-1])
-	if strings.Join(install[:9], " ") != "+/usr/bin/install -m 0400 -o etcd -g etcd -t "+EtcdTLSDir {
+	copies, ok := strings.CutPrefix(pre[len(pre)-1], "+/usr/bin/install -D -m 0400 -o etcd -g etcd -t "+EtcdTLSDir+" ")
+	if !ok {
 		t.Fatalf("the copies: %s", pre[len(pre)-1])
 	}
+	sources := strings.Fields(copies)
 	written := map[string]File{}
 	for _, f := range d.Files {
 		written[f.Path] = f
@@ -269,7 +270,7 @@ func TestEtcdRunsAsItsOwnUser(t *testing.T) {
 		}
 		flagFiles++
 		src := pki("etcd/" + path.Base(v))
-		if path.Dir(v) != EtcdTLSDir || !slices.Contains(install[9:], src) {
+		if path.Dir(v) != EtcdTLSDir || !slices.Contains(sources, src) {
 			t.Errorf("--%s=%s is not a copy of %s made before etcd starts", name, v, src)
 		}
 		if _, ok := written[src]; !ok {
