@@ -19,7 +19,8 @@ import (
 )
 
 // etcdPhase runs an etcd member on each etcd host, with TLS between
-// clients and peers and a 0700 data directory.
+// clients and peers, as its own system user etcd (CIS 1.1.12) with a
+// 0700 data directory it owns (1.1.11).
 //
 // The first member of a new cluster starts it alone. Every other member
 // joins through the running cluster as a learner (a non-voting member,
@@ -35,6 +36,68 @@ func (*etcdPhase) Title() string { return "etcd" }
 // EtcdInitialClusterFile holds ETCD_INITIAL_CLUSTER and _STATE for a
 // member's first start; once the member has data etcd ignores them.
 const EtcdInitialClusterFile = "/var/lib/kubeforge/etcd-initial-cluster.env"
+
+// etcd's own user. The user and its group are declared for
+// systemd-sysusers (part of systemd since 215, Debian's included) in
+// EtcdSysusersFile, and made from it before the unit starts: systemd
+// starts no service whose User= does not exist. No shell field: before
+// systemd 246 sysusers read five fields, and every version gives a
+// system user nologin.
+const (
+	EtcdUser         = "etcd"
+	EtcdSysusersFile = "/etc/sysusers.d/kubeforge-etcd.conf"
+)
+
+// EtcdTLSDir holds etcd's copies of its CA, certificates and keys, made
+// by its unit at each start (a RuntimeDirectory, gone when etcd stops).
+// The files in /etc/kubernetes/pki/etcd stay root's: the CIS benchmark
+// wants everything under /etc/kubernetes/pki owned by root:root (1.1.19),
+// so etcd cannot own them there. systemd's LoadCredential= does the same
+// copy, but only from systemd 247 (%d from 248); this works from 231.
+const EtcdTLSDir = "/run/etcd"
+
+// etcdTLSFiles are the files under /etc/kubernetes/pki/etcd that etcd
+// reads, copied into EtcdTLSDir.
+var etcdTLSFiles = []string{"ca.crt", "server.crt", "server.key", "peer.crt", "peer.key"}
+
+func etcdTLS(name string) string { return path.Join(EtcdTLSDir, name) }
+
+// etcdSysusers is the sysusers.d line of the etcd user: a system user,
+// its own group of the same name, home the data directory (not made by
+// sysusers).
+func etcdSysusers() File {
+	data := fmt.Sprintf("# %s\n# The user etcd runs as (etcd.service).\nu %s - \"etcd (kubeforge)\" %s\n", templates.Header, EtcdUser, EtcdDataDir)
+	return File{Path: EtcdSysusersFile, Data: []byte(data), Mode: host.FileMode{Perm: 0o644}}
+}
+
+// createEtcdUser makes the etcd user and group from EtcdSysusersFile,
+// which must be on the host: nothing when they exist.
+func createEtcdUser(ctx context.Context, h *host.Host) error {
+	if _, err := h.Run(ctx, "systemd-sysusers "+EtcdSysusersFile); err != nil {
+		return fmt.Errorf("create the %s user (systemd-sysusers %s): %w", EtcdUser, EtcdSysusersFile, err)
+	}
+	return nil
+}
+
+// etcdStartPre are the unit's commands before etcd starts, as root ("+"):
+// the data directory made, 0700, and etcd's with all it holds (a member
+// that ran as root before, a snapshot restored as root); the TLS files
+// copied for the etcd user, who cannot read the keys in place. systemd
+// makes the RuntimeDirectory (etcd's, 0700) before these run; -D makes it
+// anyway should one not, and the copies are etcd's and 0400 either way.
+func etcdStartPre() []string {
+	owner := EtcdUser + ":" + EtcdUser
+	src := make([]string, len(etcdTLSFiles))
+	for i, f := range etcdTLSFiles {
+		src[i] = pki("etcd/" + f)
+	}
+	return []string{
+		"+/bin/mkdir -p -m 0700 " + EtcdDataDir,
+		"+/bin/chmod 0700 " + EtcdDataDir,
+		"+/bin/chown -R " + owner + " " + EtcdDataDir,
+		fmt.Sprintf("+/usr/bin/install -D -m 0400 -o %s -g %s -t %s %s", EtcdUser, EtcdUser, EtcdTLSDir, strings.Join(src, " ")),
+	}
+}
 
 func etcdURL(addr netip.Addr, port int) string { return cluster.EtcdURL(addr, port) }
 func etcdPeerURL(h *config.Host) string        { return cluster.PeerURL(h) }
@@ -65,6 +128,8 @@ func (p *etcdPhase) desired(h *host.Host) (Desired, error) {
 	if err != nil {
 		return Desired{}, err
 	}
+	inputs := paths(files)
+	files = append(files, etcdSysusers()) // read once, not by etcd: no restart
 	ip := h.Spec.ClusterAddress()
 	args := flags(map[string]string{
 		"name":                           h.Name(),
@@ -76,33 +141,36 @@ func (p *etcdPhase) desired(h *host.Host) (Desired, error) {
 		"initial-cluster-token":          "kubeforge-" + p.env.Cluster.Metadata.Name,
 		"listen-metrics-urls":            fmt.Sprintf("http://127.0.0.1:%d", EtcdMetricsPort),
 		"client-cert-auth":               "true",
-		"trusted-ca-file":                pki("etcd/ca.crt"),
-		"cert-file":                      pki("etcd/server.crt"),
-		"key-file":                       pki("etcd/server.key"),
+		"trusted-ca-file":                etcdTLS("ca.crt"),
+		"cert-file":                      etcdTLS("server.crt"),
+		"key-file":                       etcdTLS("server.key"),
 		"peer-client-cert-auth":          "true",
-		"peer-trusted-ca-file":           pki("etcd/ca.crt"),
-		"peer-cert-file":                 pki("etcd/peer.crt"),
-		"peer-key-file":                  pki("etcd/peer.key"),
+		"peer-trusted-ca-file":           etcdTLS("ca.crt"),
+		"peer-cert-file":                 etcdTLS("peer.crt"),
+		"peer-key-file":                  etcdTLS("peer.key"),
 		"snapshot-count":                 "10000",
 		"watch-progress-notify-interval": "5s",
 	})
 	u, err := unit{
-		Description:     "etcd: the Kubernetes cluster's key-value store",
-		Documentation:   "https://etcd.io/docs/v3.6/",
-		After:           []string{"network-online.target"},
-		Wants:           []string{"network-online.target"},
-		Type:            "notify",
-		Environment:     []string{"KUBEFORGE_BINARY=" + binaryID(p.env, "etcd")},
-		EnvironmentFile: EtcdInitialClusterFile,
-		ExecStartPre:    []string{"/bin/mkdir -p -m 0700 " + EtcdDataDir, "/bin/chmod 0700 " + EtcdDataDir},
-		Exec:            bin("etcd"),
-		Args:            args,
-		LimitNOFILE:     65536,
+		Description:      "etcd: the Kubernetes cluster's key-value store",
+		Documentation:    "https://etcd.io/docs/v3.6/",
+		After:            []string{"network-online.target"},
+		Wants:            []string{"network-online.target"},
+		Type:             "notify",
+		User:             EtcdUser,
+		Group:            EtcdUser,
+		RuntimeDirectory: path.Base(EtcdTLSDir),
+		Environment:      []string{"KUBEFORGE_BINARY=" + binaryID(p.env, "etcd")},
+		EnvironmentFile:  EtcdInitialClusterFile,
+		ExecStartPre:     etcdStartPre(),
+		Exec:             bin("etcd"),
+		Args:             args,
+		LimitNOFILE:      65536,
 	}.render()
 	if err != nil {
 		return Desired{}, err
 	}
-	return Desired{Files: files, Services: []Service{{Name: "etcd", Unit: u, Inputs: paths(files)}}}, nil
+	return Desired{Files: files, Services: []Service{{Name: "etcd", Unit: u, Inputs: inputs}}}, nil
 }
 
 // membership is what the etcd phase learns before it starts a member.
@@ -221,8 +289,12 @@ func (p *etcdPhase) Run(ctx context.Context, h *host.Host) error {
 		return err
 	}
 	// The certificates first: the member starts with them, and the
-	// cluster is reached through this host before it starts.
+	// cluster is reached through this host before it starts. The user
+	// too, which the unit names.
 	if _, err := (Desired{Files: d.Files}).Apply(ctx, h); err != nil {
+		return err
+	}
+	if err := createEtcdUser(ctx, h); err != nil {
 		return err
 	}
 	m, err := p.inspect(ctx, h)

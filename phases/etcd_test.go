@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -157,6 +160,19 @@ func TestEtcdMembership(t *testing.T) {
 	if unit := first.puts[UnitPath("etcd")]; strings.Contains(unit, "initial-cluster=") || !strings.Contains(unit, "EnvironmentFile=-"+EtcdInitialClusterFile) {
 		t.Errorf("membership in the unit:\n%s", unit)
 	}
+	// The user exists before the unit that names it starts: its
+	// sysusers file written, then applied.
+	sysusers := slices.IndexFunc(first.ran, func(c string) bool { return c == "systemd-sysusers "+EtcdSysusersFile })
+	written := slices.IndexFunc(first.ran, func(c string) bool {
+		return strings.HasPrefix(c, "set -e\nmv -f ") && strings.Contains(c, EtcdSysusersFile)
+	})
+	start := slices.IndexFunc(first.ran, func(c string) bool { return strings.HasPrefix(c, "systemctl restart etcd") })
+	if written < 0 || sysusers < written || start < sysusers {
+		t.Errorf("sysusers file written at %d, applied at %d, etcd started at %d:\n%s", written, sysusers, start, strings.Join(first.ran, "\n---\n"))
+	}
+	if first.puts[EtcdSysusersFile] == "" {
+		t.Errorf("no %s written", EtcdSysusersFile)
+	}
 
 	// The second: added as a learner through cp1, started, promoted.
 	cp1 := cluster.Member{ID: 10, Name: "cp1", PeerURLs: []string{"https://192.0.2.11:2380"}}
@@ -203,4 +219,135 @@ func TestEtcdMembership(t *testing.T) {
 	}
 }
 
+// etcd runs as its own user etcd (CIS 1.1.12) and owns its 0700 data
+// directory (1.1.11); it reads copies of its certificates and keys made
+// for it at each start, while the files in /etc/kubernetes/pki stay
+// root's 0600 (1.1.19, 1.1.21).
+func TestEtcdRunsAsItsOwnUser(t *testing.T) {
+	env := etcdEnv(t)
+	d, err := (&etcdPhase{env: env}).desired(host.New(env.Cluster.Host("cp1"), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := string(d.Services[0].Unit)
+	service := map[string][]string{}
+	for _, line := range strings.Split(unit[strings.Index(unit, "[Service]"):strings.Index(unit, "[Install]")], "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, " ") {
+			service[k] = append(service[k], v)
+		}
+	}
+	for k, want := range map[string]string{"User": EtcdUser, "Group": EtcdUser, "RuntimeDirectory": "etcd", "RuntimeDirectoryMode": "0700"} {
+		if got := strings.Join(service[k], ","); got != want {
+			t.Errorf("%s=%s, want %s", k, got, want)
+		}
+	}
+	if slices.Contains(service["DynamicUser"], "yes") {
+		t.Error("DynamicUser: the data directory would become a link")
+	}
+	pre := service["ExecStartPre"]
+	for _, c := range pre {
+		if !strings.HasPrefix(c, "+") {
+			t.Errorf("ExecStartPre=%s runs as etcd: it must be root's (+)", c)
+		}
+	}
+	for _, want := range []string{"+/bin/mkdir -p -m 0700 " + EtcdDataDir, "+/bin/chmod 0700 " + EtcdDataDir, "+/bin/chown -R etcd:etcd " + EtcdDataDir} {
+		if !slices.Contains(pre, want) {
+			t.Errorf("no ExecStartPre=%s in\n%s", want, unit)
+		}
+	}
+	// Every file flag names a copy in EtcdTLSDir that the last
+	// ExecStartPre makes, for etcd, from a file the phase writes.
+	copies, ok := strings.CutPrefix(pre[len(pre)-1], "+/usr/bin/install -D -m 0400 -o etcd -g etcd -t "+EtcdTLSDir+" ")
+	if !ok {
+		t.Fatalf("the copies: %s", pre[len(pre)-1])
+	}
+	sources := strings.Fields(copies)
+	written := map[string]File{}
+	for _, f := range d.Files {
+		written[f.Path] = f
+	}
+	flagFiles := 0
+	for _, a := range strings.Fields(unit) {
+		name, v, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		if !strings.HasSuffix(name, "-file") {
+			continue
+		}
+		flagFiles++
+		src := pki("etcd/" + path.Base(v))
+		if path.Dir(v) != EtcdTLSDir || !slices.Contains(sources, src) {
+			t.Errorf("--%s=%s is not a copy of %s made before etcd starts", name, v, src)
+		}
+		if _, ok := written[src]; !ok {
+			t.Errorf("--%s: the phase does not write %s", name, src)
+		}
+	}
+	if flagFiles != 6 {
+		t.Errorf("%d file flags, want 6 (CA, certificate and key, for clients and peers)", flagFiles)
+	}
+	for _, f := range d.Files {
+		if strings.HasPrefix(f.Path, PKIDir) {
+			want := host.FileMode{Perm: 0o644}
+			if strings.HasSuffix(f.Path, ".key") {
+				want.Perm = 0o600
+			}
+			if f.Mode != want {
+				t.Errorf("%s: %+v, want root's %o", f.Path, f.Mode, want.Perm)
+			}
+		}
+	}
+	sysusers, ok := written[EtcdSysusersFile]
+	if !ok || sysusers.Mode != (host.FileMode{Perm: 0o644}) ||
+		!strings.HasSuffix(string(sysusers.Data), "\nu etcd - \"etcd (kubeforge)\" /var/lib/etcd\n") {
+		t.Errorf("sysusers file %+v:\n%s", sysusers.Mode, sysusers.Data)
+	}
+	if slices.Contains(d.Services[0].Inputs, EtcdSysusersFile) {
+		t.Error("a change of the sysusers file restarts etcd")
+	}
+
+	// A converged host changes nothing (owners compared too); a key
+	// someone gave etcd in place is root's again.
+	var same strings.Builder
+	for _, f := range d.allFiles() {
+		fmt.Fprintf(&same, "%s %o root:root\n", host.SumOf(f.Data), f.Mode.Perm)
+	}
+	for name, tc := range map[string]struct{ states, want string }{
+		"converged": {same.String(), ""},
+		"key given to etcd": {strings.Replace(same.String(), "600 root:root", "600 etcd:etcd", 1),
+			"write " + pki("etcd/server.key") + ",restart etcd"},
+	} {
+		c, err := d.Diff(context.Background(), host.New(env.Cluster.Host("cp1"), &scriptedHost{states: tc.states, active: "active\n"}))
+		if got := strings.Join(c.Lines(), ","); err != nil || got != tc.want {
+			t.Errorf("%s: %q %v, want %q", name, got, err, tc.want)
+		}
+	}
+}
+
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// A restore leaves the new data directory, which etcdutl writes as root,
+// to etcd; the user is made first (a cluster from before it had one).
+func TestSnapshotRestoreGivesEtcdItsData(t *testing.T) {
+	env := etcdEnv(t)
+	snap := filepath.Join(t.TempDir(), "snapshot.db")
+	if err := os.WriteFile(snap, []byte("snapshot"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p := NewSnapshotRestore(env, snap, "20260101T000000Z")
+	if err := p.(Preparer).Prepare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e := &etcdHost{puts: map[string]string{}, staged: map[string]string{}}
+	if err := p.Run(ctx, host.New(env.Cluster.Host("cp1"), e)); err != nil {
+		t.Fatal(err)
+	}
+	sysusers := slices.Index(e.ran, "systemd-sysusers "+EtcdSysusersFile)
+	restore := slices.IndexFunc(e.ran, func(c string) bool { return strings.Contains(c, " snapshot restore ") })
+	if e.puts[EtcdSysusersFile] == "" || sysusers < 0 || restore < sysusers {
+		t.Fatalf("sysusers file %q, applied at %d, restore at %d", e.puts[EtcdSysusersFile], sysusers, restore)
+	}
+	script := e.ran[restore]
+	if i, j := strings.Index(script, " snapshot restore "), strings.Index(script, "\nchown -R etcd:etcd "+EtcdDataDir+"\n"); j < i {
+		t.Errorf("the restored data directory is not given to etcd:\n%s", script)
+	}
+}

@@ -84,7 +84,14 @@ type unit struct {
 	Wants         []string
 	Requires      []string
 	Type          string
-	Environment   []string
+	// User and Group run the service's processes; "" is root. Commands
+	// prefixed with "+" (ExecStartPre=+...) still run as root.
+	User  string
+	Group string
+	// RuntimeDirectory is made under /run, owned by User and 0700, when
+	// the service starts, and removed when it stops.
+	RuntimeDirectory string
+	Environment      []string
 	// EnvironmentFile is read if it exists ("-" prefix): settings that
 	// matter only at a first start (etcd's initial cluster) live there, so
 	// changing them restarts nothing.

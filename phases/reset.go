@@ -30,10 +30,17 @@ func (*resetPhase) Title() string { return "Reset: remove everything kubeforge p
 var resetServices = []string{TimerUnit + ".timer", SnapshotTimerUnit + ".timer", "kubelet", "kube-proxy", "flanneld",
 	"kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd", "keepalived"}
 
-// resetPaths are the files and directories kubeforge writes.
+// resetPaths are the files and directories kubeforge writes. The etcd
+// user's sysusers file goes (/etc/sysusers.d stays: a distribution may
+// ship it), the user stays: it owns no file once EtcdDataDir is gone, a
+// user kubeforge did not make (an OS package's etcd) must not be
+// deleted, and a deleted user's UID could be handed to a later user, who
+// would own what the old one left anywhere (Debian's packages keep their
+// system users for this). A next init finds it there.
 var resetPaths = []string{KubernetesDir, EtcdDataDir, EtcdDataDir + ".before-restore-*", KubeletDir, KubeProxyDir,
 	FlannelDir, "/run/flannel", "/var/lib/cni", CNIConfDir + "/10-flannel.conflist", ContainerdConfig, modulesFile, sysctlFile,
 	KeepalivedConfig, KeepalivedCheckScript, MaintenanceScript, MaintenanceFlag, BundleRoot, CurrentBundle(), SnapshotScript, path.Dir(SnapshotScript),
+	EtcdSysusersFile, EtcdTLSDir,
 	"/etc/systemd/system/kubelet.service", "/etc/systemd/system/kube-proxy.service", "/etc/systemd/system/flanneld.service",
 	"/etc/systemd/system/kube-scheduler.service", "/etc/systemd/system/kube-controller-manager.service",
 	"/etc/systemd/system/kube-apiserver.service", "/etc/systemd/system/etcd.service", "/etc/systemd/system/keepalived.service",

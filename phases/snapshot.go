@@ -163,7 +163,7 @@ func (*snapshotRestorePhase) Title() string {
 }
 
 func (p *snapshotRestorePhase) Plan(context.Context, *host.Host) ([]string, error) {
-	return []string{"stop the API server and etcd, keep " + EtcdDataDir + " as " + EtcdDataDir + ".before-restore-" + p.stamp + ", restore the snapshot"}, nil
+	return []string{"stop the API server and etcd, keep " + EtcdDataDir + " as " + EtcdDataDir + ".before-restore-" + p.stamp + ", restore the snapshot (owned by " + EtcdUser + ")"}, nil
 }
 
 func (p *snapshotRestorePhase) Prepare(context.Context) error {
@@ -180,6 +180,15 @@ func (p *snapshotRestorePhase) Run(ctx context.Context, h *host.Host) error {
 	if _, err := h.Upload(ctx, p.file, remote, p.sum, host.FileMode{Perm: 0o600}); err != nil {
 		return err
 	}
+	// etcdutl writes the new data directory as root; it is given to etcd
+	// (as etcd's unit would at its start), whose user a member set up
+	// before etcd had one does not have yet.
+	if _, err := (Desired{Files: []File{etcdSysusers()}}).Apply(ctx, h); err != nil {
+		return err
+	}
+	if err := createEtcdUser(ctx, h); err != nil {
+		return err
+	}
 	var initial []string
 	for _, m := range p.env.Cluster.HostsWith(config.RoleEtcd) {
 		initial = append(initial, m.Name+"="+etcdPeerURL(m))
@@ -189,8 +198,9 @@ systemctl stop kube-apiserver.service kube-controller-manager.service kube-sched
 if [ -e %[1]s ]; then mv %[1]s %[1]s.before-restore-%[2]s; fi
 %[3]s snapshot restore %[4]s --name %[5]s --initial-cluster %[6]s --initial-cluster-token %[7]s --initial-advertise-peer-urls %[8]s --data-dir %[1]s >/dev/null
 chmod 0700 %[1]s
+chown -R %[9]s:%[9]s %[1]s
 rm -f %[4]s`, EtcdDataDir, p.stamp, bin("etcdutl"), remote, h.Name(), host.Quote(strings.Join(initial, ",")),
-		"kubeforge-"+p.env.Cluster.Metadata.Name, etcdPeerURL(h.Spec))
+		"kubeforge-"+p.env.Cluster.Metadata.Name, etcdPeerURL(h.Spec), EtcdUser)
 	if _, err := h.Run(ctx, script); err != nil {
 		return fmt.Errorf("restore the snapshot: %w (the old data is %s.before-restore-%s)", err, EtcdDataDir, p.stamp)
 	}

@@ -27,16 +27,19 @@ var cases = []struct {
 	{"etcd.service", "systemd/service.tmpl", map[string]any{
 		"Description": "etcd", "Documentation": "https://etcd.io/docs/v3.6/",
 		"After": []string{"network-online.target"}, "Wants": []string{"network-online.target"}, "Requires": []string(nil),
-		"Type": "notify", "Environment": []string{"KUBEFORGE_BINARY=etcd@sha256:0123456789abcdef"},
-		"EnvironmentFile": "/var/lib/kubeforge/etcd-initial-cluster.env", "ExecStartPre": []string{"/bin/mkdir -p -m 0700 /var/lib/etcd"},
-		"Exec": "/usr/local/bin/etcd", "Args": []string{"--data-dir=/var/lib/etcd", "--name=cp1"},
+		"Type": "notify", "User": "etcd", "Group": "etcd", "RuntimeDirectory": "etcd",
+		"Environment":     []string{"KUBEFORGE_BINARY=etcd@sha256:0123456789abcdef"},
+		"EnvironmentFile": "/var/lib/kubeforge/etcd-initial-cluster.env",
+		"ExecStartPre":    []string{"+/bin/mkdir -p -m 0700 /var/lib/etcd", "+/bin/chown -R etcd:etcd /var/lib/etcd"},
+		"Exec":            "/usr/local/bin/etcd", "Args": []string{"--data-dir=/var/lib/etcd", "--name=cp1"},
 		"RestartSec": "5s", "TimeoutStopSec": "", "LimitNOFILE": 65536, "Delegate": false, "OOMScoreAdjust": 0,
 		"ExecReload": "", "ExecStopPost": []string(nil), "Extra": []string(nil),
 	}, parseUnit},
 	{"keepalived.service", "systemd/service.tmpl", map[string]any{
 		"Description": "keepalived", "Documentation": "https://www.keepalived.org/manpage.html",
 		"After": []string{"network-online.target"}, "Wants": []string{"network-online.target"}, "Requires": []string(nil),
-		"Type": "simple", "Environment": []string(nil), "EnvironmentFile": "", "ExecStartPre": []string(nil),
+		"Type": "simple", "User": "", "Group": "", "RuntimeDirectory": "",
+		"Environment": []string(nil), "EnvironmentFile": "", "ExecStartPre": []string(nil),
 		"Exec": "/opt/kubeforge/current/bin/keepalived", "Args": []string{"--dont-fork", "--log-console"},
 		"ExecReload": "/bin/kill -HUP $MAINPID", "ExecStopPost": []string{`-/bin/sh -c "ip addr del 172.30.0.100/32 dev eth0 2>/dev/null || true"`},
 		"RestartSec": "1s", "TimeoutStopSec": "", "LimitNOFILE": 0, "Delegate": false, "OOMScoreAdjust": 0, "Extra": []string{"TasksMax=infinity"},
@@ -181,6 +184,7 @@ func parseUnit(t *testing.T, out []byte) {
 	sections := unitSections(t, out)
 	if !strings.HasPrefix(sections["[Service]"]["ExecStart"], "/usr/local/bin/etcd ") ||
 		!strings.Contains(sections["[Service]"]["ExecStart"], "--name=cp1") ||
+		sections["[Service]"]["User"] != "etcd" || sections["[Service]"]["RuntimeDirectoryMode"] != "0700" ||
 		sections["[Install]"]["WantedBy"] != "multi-user.target" {
 		t.Fatalf("unit parsed to %v", sections)
 	}

@@ -35,7 +35,7 @@ and the firewall chains of kube-proxy, flanneld, the kubelet and the CNI plugins
 put back the rules from before init); remove /etc/kubernetes, /var/lib/etcd,
 /var/lib/kubelet, the bundle and its links, and every other file kubeforge wrote; set
 the kernel settings it changed back to what they were. The OS packages it installed
-(containerd, keepalived...) stay, unless --purge-packages.
+(containerd, keepalived...) stay, unless --purge-packages; the etcd system user stays.
 
 This destroys the cluster's data on those hosts: it asks first, unless --yes. To take
 one node out of a running cluster, 'kubeforge delete node' drains it first.`,
