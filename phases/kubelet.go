@@ -73,11 +73,13 @@ func (p *kubeletPhase) kubeletConfig(h *host.Host, facts *host.Facts, resolvConf
 		ClusterDNS:               []string{ClusterDNS(c).String()},
 		ClusterDomain:            c.Spec.Networking.DNSDomain,
 		RotateCertificates:       true,
-		// A serving certificate from the cluster CA needs someone to
-		// approve it (kubeforge, which checks the node's names). A node
-		// joining on its own, without admin rights, serves with a
-		// self-signed certificate instead, as kubeadm's nodes do.
-		ServerTLSBootstrap: p.env.Client.Admin(),
+		// Every kubelet serves with a certificate from the cluster CA,
+		// which the API servers check (--kubelet-certificate-authority).
+		// Someone has to approve its request: kubeforge does, after
+		// checking the node's names and addresses (kubelet-finalize, the
+		// renewals); a node joining on its own, without admin rights,
+		// waits for an admin, and is told so at the end of its join.
+		ServerTLSBootstrap: true,
 		HealthzBindAddress: "127.0.0.1",
 		ResolverConfig:     &resolvConf,
 		MaxPods:            int32(c.Spec.Kubelet.MaxPods),
@@ -354,11 +356,11 @@ func (*kubeletFinalizePhase) Title() string {
 }
 
 // Enabled: a node joining on its own has no right to label itself or to
-// approve, and its kubelet serves with a self-signed certificate
-// (ServerTLSBootstrap is off).
+// approve its own serving certificate: its request waits for an admin
+// (the join says how at its end).
 func (p *kubeletFinalizePhase) Enabled() (bool, string) {
 	if !p.env.Client.Admin() {
-		return false, "a node joining on its own: its kubelet serves with a self-signed certificate"
+		return false, "a node joining on its own: its kubelet's serving certificate request waits for an admin's approval"
 	}
 	return true, ""
 }

@@ -67,8 +67,9 @@ func TestKubeletConfig(t *testing.T) {
 	}
 }
 
-// A node joining on its own, without admin rights, cannot have its
-// serving certificate approved: it serves with a self-signed one.
+// A node joining on its own, without admin rights, asks for a serving
+// certificate from the cluster CA too (an admin approves it): the API
+// servers accept no other (--kubelet-certificate-authority).
 func TestKubeletConfigWithoutAdmin(t *testing.T) {
 	c := testCluster(t)
 	p := &kubeletPhase{env: &Env{Cluster: c}}
@@ -78,8 +79,12 @@ func TestKubeletConfigWithoutAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cfg kubeletv1beta1.KubeletConfiguration
-	if err := yaml.UnmarshalStrict(data, &cfg); err != nil || cfg.ServerTLSBootstrap || !cfg.RotateCertificates {
+	if err := yaml.UnmarshalStrict(data, &cfg); err != nil || !cfg.ServerTLSBootstrap || !cfg.RotateCertificates {
 		t.Errorf("serverTLSBootstrap %v rotate %v: %v", cfg.ServerTLSBootstrap, cfg.RotateCertificates, err)
+	}
+	on, why := (&kubeletFinalizePhase{env: p.env}).Enabled()
+	if on || !strings.Contains(why, "approval") {
+		t.Errorf("kubelet-finalize without admin rights: %v %q", on, why)
 	}
 }
 
