@@ -1,10 +1,21 @@
 package phases
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kubeforge/kubeforge/internal/host"
+	"github.com/kubeforge/kubeforge/internal/statedir"
 )
 
 // The flags the CIS benchmark checks are on the control plane's units,
@@ -24,6 +35,7 @@ func TestControlPlaneHardening(t *testing.T) {
 		"--tls-min-version=VersionTLS12", "--tls-cipher-suites=TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,",
 		"--audit-policy-file=" + AuditPolicyFile, "--audit-log-path=" + AuditLog,
 		"--audit-log-maxage=30", "--audit-log-maxbackup=10", "--audit-log-maxsize=100",
+		"--kubelet-certificate-authority=" + pki("ca.crt"),
 	} {
 		if !strings.Contains(unit, want) {
 			t.Errorf("kube-apiserver's unit lacks %s", want)
@@ -51,5 +63,54 @@ func TestControlPlaneHardening(t *testing.T) {
 		if f.Mode.Perm != 0o600 {
 			t.Errorf("%s: mode %o, want 0600", f.Path, f.Mode.Perm)
 		}
+	}
+}
+
+// The renewal's check of each kubelet holds it to what the API servers
+// accept with --kubelet-certificate-authority: a valid certificate the
+// cluster CA signed.
+func TestKubeletServingCertCheck(t *testing.T) {
+	dir := statedir.Dir(t.TempDir())
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kubernetes"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dir.CACert()), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir.CACert(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	leaf := func(notAfter time.Time, selfSigned bool) *x509.Certificate {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "system:node:w1"},
+			NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: notAfter}
+		parent, signer := ca, caKey
+		if selfSigned {
+			tmpl.Issuer, parent, signer = tmpl.Subject, tmpl, key
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		return c
+	}
+	c := testCluster(t)
+	p := &certsVerifyPhase{env: &Env{Cluster: c, StateDir: dir}}
+	h := host.New(c.Host("w1"), nil)
+	if got := p.kubeletProblem(h, leaf(time.Now().Add(time.Hour), false)); got != "" {
+		t.Errorf("a valid certificate from the cluster CA: %s", got)
+	}
+	if got := p.kubeletProblem(h, leaf(time.Now().Add(time.Hour), true)); !strings.Contains(got, "did not sign") || !strings.Contains(got, "--host w1") {
+		t.Errorf("a self-signed certificate: %q", got)
+	}
+	if got := p.kubeletProblem(h, leaf(time.Now().Add(-time.Minute), false)); !strings.Contains(got, "expired") {
+		t.Errorf("an expired certificate: %q", got)
 	}
 }
