@@ -99,7 +99,7 @@ func (p *controlPlanePhase) apiServer(h *host.Host, files []File) (Service, erro
 		"kubelet-certificate-authority":           pki("ca.crt"),
 		"service-account-extend-token-expiration": "false",
 		"tls-min-version":                         "VersionTLS12",
-		"tls-cipher-suites":                       tlsCipherSuites,
+		"tls-cipher-suites":                       strings.Join(tlsCipherSuites(), ","),
 		"audit-policy-file":                       AuditPolicyFile,
 		"audit-log-path":                          AuditLog,
 		"audit-log-maxage":                        auditLogMaxAge,

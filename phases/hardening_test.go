@@ -10,9 +10,13 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kubeforge/kubeforge/internal/host"
 	"github.com/kubeforge/kubeforge/internal/statedir"
@@ -112,5 +116,49 @@ func TestKubeletServingCertCheck(t *testing.T) {
 	}
 	if got := p.kubeletProblem(h, leaf(time.Now().Add(-time.Minute), false)); !strings.Contains(got, "expired") {
 		t.Errorf("an expired certificate: %q", got)
+	}
+}
+
+// The kubelet settings the CIS benchmark checks (4.2.x) are in every
+// node's configuration file, whatever its role.
+func TestKubeletHardening(t *testing.T) {
+	c := testCluster(t)
+	p := &kubeletPhase{env: &Env{Cluster: c}}
+	for _, name := range []string{"cp1", "w1"} {
+		data, err := p.kubeletConfig(host.New(c.Host(name), nil), &host.Facts{CgroupVersion: 2}, "/etc/resolv.conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg kubeletv1beta1.KubeletConfiguration
+		if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, data)
+		}
+		// 4.2.4: said, not left to the default.
+		if !strings.Contains(string(data), "\nreadOnlyPort: 0\n") || cfg.ReadOnlyPort != 0 {
+			t.Errorf("%s: readOnlyPort not written as 0:\n%s", name, data)
+		}
+		if cfg.PodPidsLimit == nil || *cfg.PodPidsLimit != podPidsLimit || podPidsLimit < 1024 { // 4.2.13
+			t.Errorf("%s: podPidsLimit %v", name, cfg.PodPidsLimit)
+		}
+		if cfg.SeccompDefault == nil || !*cfg.SeccompDefault { // 4.2.14
+			t.Errorf("%s: seccompDefault %v", name, cfg.SeccompDefault)
+		}
+		if cfg.EventRecordQPS == nil || *cfg.EventRecordQPS != 50 { // 4.2.8: upstream's default, stated
+			t.Errorf("%s: eventRecordQPS %v", name, cfg.EventRecordQPS)
+		}
+		if cfg.TLSMinVersion != "VersionTLS12" || !slices.Equal(cfg.TLSCipherSuites, tlsCipherSuites()) { // 4.2.12
+			t.Errorf("%s: TLS %s %v", name, cfg.TLSMinVersion, cfg.TLSCipherSuites)
+		}
+		if cfg.MakeIPTablesUtilChains != nil && !*cfg.MakeIPTablesUtilChains { // 4.2.6: the default, true
+			t.Errorf("%s: makeIPTablesUtilChains off", name)
+		}
+		if !cfg.ServerTLSBootstrap || !cfg.RotateCertificates { // 1.2.5 needs the CA's serving certificate; 4.2.10
+			t.Errorf("%s: serverTLSBootstrap %v rotateCertificates %v", name, cfg.ServerTLSBootstrap, cfg.RotateCertificates)
+		}
+	}
+	for _, s := range tlsCipherSuites() {
+		if strings.Contains(s, "CBC") || strings.Contains(s, "RC4") || !strings.HasPrefix(s, "TLS_ECDHE_") {
+			t.Errorf("a weak cipher suite: %s", s)
+		}
 	}
 }
