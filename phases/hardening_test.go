@@ -125,7 +125,7 @@ func TestKubeletHardening(t *testing.T) {
 	c := testCluster(t)
 	p := &kubeletPhase{env: &Env{Cluster: c}}
 	for _, name := range []string{"cp1", "w1"} {
-		data, err := p.kubeletConfig(host.New(c.Host(name), nil), &host.Facts{CgroupVersion: 2}, "/etc/resolv.conf")
+		data, err := p.kubeletConfig(host.New(c.Host(name), nil), nodeState{facts: &host.Facts{CgroupVersion: 2}, resolvConf: "/etc/resolv.conf", protectKernel: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,6 +159,100 @@ func TestKubeletHardening(t *testing.T) {
 	for _, s := range tlsCipherSuites() {
 		if strings.Contains(s, "CBC") || strings.Contains(s, "RC4") || !strings.HasPrefix(s, "TLS_ECDHE_") {
 			t.Errorf("a weak cipher suite: %s", s)
+		}
+	}
+}
+
+// The kubelet's kernel settings are upstream's (the kubelet checks
+// exactly these at start), in a file the kubelet's phase writes, and
+// protectKernelDefaults is in its configuration when the host holds them.
+func TestKubeletKernelSettings(t *testing.T) {
+	f := kubeletSysctlFile()
+	want := []string{"vm.overcommit_memory = 1", "vm.panic_on_oom = 0", "kernel.panic = 10", "kernel.panic_on_oops = 1",
+		"kernel.keys.root_maxkeys = 1000000", "kernel.keys.root_maxbytes = 25000000"}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(string(f.Data)), "\n") {
+		if !strings.HasPrefix(l, "#") {
+			got = append(got, l)
+		}
+	}
+	if !slices.Equal(got, want) || f.Path != "/etc/sysctl.d/90-kubeforge-kubelet.conf" || f.Mode.Perm != 0o644 {
+		t.Errorf("%s (%o):\n%s", f.Path, f.Mode.Perm, f.Data)
+	}
+	for _, s := range kubeletKernelSettings() {
+		if !strings.Contains(kernelProbe(), s.key) {
+			t.Errorf("the probe does not read %s", s.key)
+		}
+	}
+	c := testCluster(t)
+	p := &kubeletPhase{env: &Env{Cluster: c, StateDir: statedir.Dir(t.TempDir()), DryRun: true}}
+	h := host.New(c.Host("w1"), nil)
+	for _, protect := range []bool{true, false} {
+		s := nodeState{facts: &host.Facts{CgroupVersion: 2}, resolvConf: "/etc/resolv.conf", protectKernel: protect}
+		d, err := p.desired(h, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg kubeletv1beta1.KubeletConfiguration
+		for _, file := range d.Files {
+			if file.Path == KubeletConfigFile {
+				if err := yaml.UnmarshalStrict(file.Data, &cfg); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if cfg.ProtectKernelDefaults != protect {
+			t.Errorf("protectKernelDefaults %v, want %v", cfg.ProtectKernelDefaults, protect)
+		}
+		if !slices.ContainsFunc(d.Files, func(f File) bool { return f.Path == KubeletSysctlFile }) {
+			t.Errorf("the kubelet's files lack %s", KubeletSysctlFile)
+		}
+		// The kernel reads the file, not the kubelet: a change restarts nothing.
+		if slices.Contains(d.Services[0].Inputs, KubeletSysctlFile) {
+			t.Errorf("%s restarts the kubelet", KubeletSysctlFile)
+		}
+	}
+	if !slices.Contains(resetPaths, KubeletSysctlFile) {
+		t.Errorf("reset leaves %s", KubeletSysctlFile)
+	}
+}
+
+// protectKernelDefaults only where the kernel holds the kubelet's
+// settings now (or, in a dry run, can be given them) and keeps them
+// after a reboot; otherwise the kubelet would refuse to start.
+func TestKubeletProtectKernelDefaults(t *testing.T) {
+	good := "now vm/overcommit_memory rw 1\nnow vm/panic_on_oom rw 0\nnow kernel/panic rw 10\nnow kernel/panic_on_oops rw 1\n" +
+		"now kernel/keys/root_maxkeys rw 1000000\nnow kernel/keys/root_maxbytes rw 25000000\n"
+	boot := "boot # /usr/lib/sysctl.d/50-pid-max.conf\nboot # /etc/sysctl.d/90-kubeforge-kubelet.conf\n" +
+		"boot kernel.panic = 10\nboot # /etc/sysctl.d/99-sysctl.conf\n"
+	for _, tc := range []struct {
+		name    string
+		out     string
+		applied bool
+		want    bool
+		why     string
+	}{
+		{"set", good + boot, true, true, ""},
+		{"no systemd-analyze", good, true, true, ""},
+		{"read-only after apply", strings.Replace(good, "kernel/panic rw 10", "kernel/panic ro 0", 1) +
+			"apply sysctl: setting key \"kernel.panic\": Read-only file system\n", true, false,
+			`kernel.panic is 0, not 10, and could not be set (sysctl: setting key "kernel.panic": Read-only file system)`},
+		{"dry run, writable", strings.Replace(good, "kernel/panic rw 10", "kernel/panic rw 0", 1), false, true, ""},
+		{"dry run, read-only", strings.Replace(good, "kernel/panic rw 10", "kernel/panic ro 0", 1), false, false,
+			"kernel.panic is 0, not 10, and /proc/sys/kernel/panic is read-only"},
+		{"missing", strings.Replace(good, "now kernel/keys/root_maxkeys rw 1000000\n", "", 1), true, false,
+			"the kernel has no kernel.keys.root_maxkeys"},
+		{"a later file undoes it at boot", good + boot + "boot vm.overcommit_memory = 2\n", true, false,
+			"/etc/sysctl.d/99-sysctl.conf sets vm.overcommit_memory = 2 at boot, after " + KubeletSysctlFile},
+		{"slashes and a dash", good + boot + "boot -kernel/panic=0\n", true, false, "sets kernel.panic = 0 at boot"},
+		{"an earlier file does not count", good + "boot # /etc/sysctl.d/10-mine.conf\nboot kernel.panic = 0\n" + boot, true, true, ""},
+		{"a later one puts it back", good + boot + "boot kernel.panic = 0\nboot # /etc/sysctl.d/zz.conf\nboot kernel.panic = 10\n", true, true, ""},
+		{"another setting", good + boot + "boot kernel.panic_print = 3\n", true, true, ""},
+		{"a comment is no file", good + "boot # /etc/sysctl.d/10-mine.conf\nboot # /etc/zz.conf - notes\nboot kernel.panic = 0\n" + boot, true, true, ""},
+	} {
+		on, why := parseKernelState(tc.out).protect(tc.applied)
+		if on != tc.want || (tc.why == "") != (why == "") || !strings.Contains(why, tc.why) {
+			t.Errorf("%s: protect %v (%q), want %v (%q)", tc.name, on, why, tc.want, tc.why)
 		}
 	}
 }

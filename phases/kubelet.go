@@ -81,8 +81,9 @@ type kubeletConfigFile struct {
 }
 
 // kubeletConfig renders the node's KubeletConfiguration from its facts.
-func (p *kubeletPhase) kubeletConfig(h *host.Host, facts *host.Facts, resolvConf string) ([]byte, error) {
+func (p *kubeletPhase) kubeletConfig(h *host.Host, s nodeState) ([]byte, error) {
 	c := p.env.Cluster
+	facts, resolvConf := s.facts, s.resolvConf
 	t, f := true, false
 	pids, qps := int64(podPidsLimit), int32(eventRecordQPS)
 	cfg := kubeletv1beta1.KubeletConfiguration{
@@ -117,6 +118,10 @@ func (p *kubeletPhase) kubeletConfig(h *host.Host, facts *host.Facts, resolvConf
 		PodPidsLimit:    &pids,
 		SeccompDefault:  &t,
 		EventRecordQPS:  &qps,
+		// The kernel settings the kubelet expects are kubeforge's to
+		// set (KubeletSysctlFile): the kubelet only checks them, where
+		// they hold.
+		ProtectKernelDefaults: s.protectKernel,
 	}
 	if facts.CgroupVersion == 1 {
 		cfg.FailCgroupV1 = &f // Kubernetes 1.35 still runs on cgroup v1 when told to
@@ -168,6 +173,9 @@ type nodeState struct {
 	expired      bool   // it had one, which expired: it must get another
 	resolvConf   string // the resolv.conf pods inherit
 	facts        *host.Facts
+	// protectKernel: the kernel holds the settings the kubelet checks,
+	// and keeps them across a reboot (kernelState.protect).
+	protectKernel bool
 }
 
 func (p *kubeletPhase) state(ctx context.Context, h *host.Host) (nodeState, error) {
@@ -200,12 +208,14 @@ func (p *kubeletPhase) desired(h *host.Host, s nodeState) (Desired, error) {
 	if err != nil {
 		return Desired{}, err
 	}
-	cfg, err := p.kubeletConfig(h, s.facts, s.resolvConf)
+	cfg, err := p.kubeletConfig(h, s)
 	if err != nil {
 		return Desired{}, err
 	}
 	files = append(files, File{Path: KubeletConfigFile, Data: cfg, Mode: host.FileMode{Perm: 0o600}})
 	inputs := paths(files)
+	// Applied before the kubelet starts (Run); read only by the kernel.
+	files = append(files, kubeletSysctlFile())
 	conflist, err := templates.Render("cni/10-flannel.conflist.tmpl", nil)
 	if err != nil {
 		return Desired{}, err
@@ -265,9 +275,18 @@ func (p *kubeletPhase) Plan(ctx context.Context, h *host.Host) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
+	k, err := readKernel(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	var why string
+	s.protectKernel, why = k.protect(false)
 	lines, err := planOf(ctx, h)(p.desired(h, s))
 	if err != nil {
 		return nil, err
+	}
+	if why != "" {
+		lines = append(lines, "run the kubelet without protectKernelDefaults: "+why)
 	}
 	if s.bootstrapped {
 		if ok, _ := h.Check(ctx, "[ -e "+BootstrapKubeconfig+" ]"); ok {
@@ -285,6 +304,18 @@ func (p *kubeletPhase) Run(ctx context.Context, h *host.Host) error {
 	s, err := p.state(ctx, h)
 	if err != nil {
 		return err
+	}
+	// The kernel settings first: with protectKernelDefaults the kubelet
+	// starts only if they hold.
+	k, err := setKernel(ctx, h)
+	if err != nil {
+		return fmt.Errorf("the kubelet's kernel settings: %w", err)
+	}
+	var why string
+	if s.protectKernel, why = k.protect(true); why != "" {
+		fmt.Fprintf(p.env.Out, "[kubelet] %s: warning: protectKernelDefaults stays off (%s): the kubelet sets them itself at start, "+
+			"and does not start if it cannot either\n", h, why)
+		p.env.Log.Warn("kubelet without protectKernelDefaults", "host", h.Name(), "why", why)
 	}
 	d, err := p.desired(h, s)
 	if err != nil {

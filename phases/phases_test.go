@@ -46,7 +46,7 @@ func TestKubeletConfig(t *testing.T) {
 		tainted bool
 	}{{"cp1", 1, true}, {"w1", 2, false}} {
 		h := host.New(c.Host(tc.host), nil)
-		data, err := p.kubeletConfig(h, &host.Facts{CgroupVersion: tc.cgroup}, "/etc/resolv.conf")
+		data, err := p.kubeletConfig(h, nodeState{facts: &host.Facts{CgroupVersion: tc.cgroup}, resolvConf: "/etc/resolv.conf"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +74,7 @@ func TestKubeletConfigWithoutAdmin(t *testing.T) {
 	c := testCluster(t)
 	p := &kubeletPhase{env: &Env{Cluster: c}}
 	h := host.New(c.Host("w1"), nil)
-	data, err := p.kubeletConfig(h, &host.Facts{CgroupVersion: 2}, "/etc/resolv.conf")
+	data, err := p.kubeletConfig(h, nodeState{facts: &host.Facts{CgroupVersion: 2}, resolvConf: "/etc/resolv.conf"})
 	if err != nil {
 		t.Fatal(err)
 	}
