@@ -256,3 +256,24 @@ func TestKubeletProtectKernelDefaults(t *testing.T) {
 		}
 	}
 }
+
+// etcd takes the API servers' TLS floor and suites, for clients and peers
+// (etcd 3.6's flag names and spelling: TLS1.2, Go's suite names).
+func TestEtcdHardening(t *testing.T) {
+	c := testCluster(t)
+	p := &etcdPhase{env: &Env{Cluster: c, StateDir: statedir.Dir(t.TempDir()), DryRun: true}}
+	d, err := p.desired(host.New(c.Host("cp1"), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := string(d.Services[0].Unit)
+	for _, want := range []string{"--tls-min-version=TLS1.2", "--cipher-suites=" + strings.Join(tlsCipherSuites(), ","),
+		"--client-cert-auth=true", "--peer-client-cert-auth=true"} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("etcd's unit lacks %s:\n%s", want, unit)
+		}
+	}
+	if strings.Contains(unit, "auto-tls") {
+		t.Errorf("etcd makes its own certificates:\n%s", unit)
+	}
+}
