@@ -247,8 +247,9 @@ until then the API server cannot reach this kubelet (kubectl logs, exec, port-fo
 pods and is Ready all the same). On the admin machine, either add this machine to the cluster file
 (name %[1]s, address %[2]s, roles [worker]) and run
   kubeforge join -f <cluster file> --host %[1]s
-which approves the request once it names only %[1]s and its addresses (later renewals, 'kubeforge
-certs renew -f' and the renewal timer, then approve the next ones too), or check and approve it yourself:
+which approves the request once it names only %[1]s and its addresses ('kubeforge certs renew ... -f'
+then approves the ones its kubelet makes later, as it does for every node of the file), or check and
+approve it yourself:
   kubectl get csr --field-selector spec.signerName=kubernetes.io/kubelet-serving
   kubectl certificate approve <name>
 `, name, address)
