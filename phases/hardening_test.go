@@ -236,7 +236,7 @@ func TestKubeletProtectKernelDefaults(t *testing.T) {
 		{"no systemd-analyze", good, true, true, ""},
 		{"read-only after apply", strings.Replace(good, "kernel/panic rw 10", "kernel/panic ro 0", 1) +
 			"apply sysctl: setting key \"kernel.panic\": Read-only file system\n", true, false,
-			`kernel.panic is 0, not 10, and could not be set (sysctl: setting key "kernel.panic": Read-only file system)`},
+			`kernel.panic is 0, not 10, and could not be set; sysctl -p: sysctl: setting key "kernel.panic": Read-only file system`},
 		{"dry run, writable", strings.Replace(good, "kernel/panic rw 10", "kernel/panic rw 0", 1), false, true, ""},
 		{"dry run, read-only", strings.Replace(good, "kernel/panic rw 10", "kernel/panic ro 0", 1), false, false,
 			"kernel.panic is 0, not 10, and /proc/sys/kernel/panic is read-only"},

@@ -14,8 +14,8 @@ import (
 	"github.com/kubeforge/kubeforge/templates"
 )
 
-// The kernel settings the kubelet checks at every start (its container
-// manager's setupKernelTunables, k8s.io/kubernetes
+// KubeletSysctlFile holds the kernel settings the kubelet checks at every
+// start (its container manager's setupKernelTunables, k8s.io/kubernetes
 // pkg/kubelet/cm/container_manager_linux.go, with upstream's names and
 // values from k8s.io/component-helpers/node/util/sysctl). Without
 // protectKernelDefaults the kubelet changes them itself; with it (CIS
@@ -61,10 +61,13 @@ type kernelState struct {
 	now      map[string]string // by name; absent: the kernel has no such setting
 	writable map[string]bool
 	// laterAtBoot are the settings a sysctl.d file applied after ours at
-	// boot leaves different from ours: the file and its value, by name.
-	laterAtBoot map[string][2]string
+	// boot leaves different from ours, by name.
+	laterAtBoot map[string]bootSetting
 	applyErrors []string // what sysctl -p said, when it failed
 }
+
+// bootSetting is a value a sysctl.d file gives a setting.
+type bootSetting struct{ file, value string }
 
 // kernelProbe reads the settings, whether /proc/sys lets them be written,
 // and what the boot's sysctl.d files (as systemd applies them, in order)
@@ -92,7 +95,7 @@ var catConfigHeader = regexp.MustCompile(`^# (/\S*/sysctl\.d/\S+\.conf)$`)
 // parseKernelState reads kernelProbe's answer (and sysctl -p's errors,
 // "apply " lines).
 func parseKernelState(out string) kernelState {
-	k := kernelState{now: map[string]string{}, writable: map[string]bool{}, laterAtBoot: map[string][2]string{}}
+	k := kernelState{now: map[string]string{}, writable: map[string]bool{}, laterAtBoot: map[string]bootSetting{}}
 	ours := map[string]int{}
 	for _, s := range kubeletKernelSettings() {
 		ours[s.name()] = s.value
@@ -126,7 +129,7 @@ func parseKernelState(out string) kernelState {
 			if sameValue(value, want) {
 				delete(k.laterAtBoot, name)
 			} else {
-				k.laterAtBoot[name] = [2]string{file, strings.TrimSpace(value)}
+				k.laterAtBoot[name] = bootSetting{file, strings.TrimSpace(value)}
 			}
 		}
 	}
@@ -144,26 +147,27 @@ func sameValue(got string, want int) bool {
 // must at least be writable.
 func (k kernelState) protect(applied bool) (bool, string) {
 	var why []string
+	unset := false
 	for _, s := range kubeletKernelSettings() {
 		name := s.name()
 		now, ok := k.now[name]
+		later, undone := k.laterAtBoot[name]
 		switch {
 		case !ok:
 			why = append(why, "the kernel has no "+name)
-		case k.laterAtBoot[name] != [2]string{}:
-			later := k.laterAtBoot[name]
+		case undone:
 			why = append(why, fmt.Sprintf("%s sets %s = %s at boot, after %s: the kubelet would refuse to start after a reboot",
-				later[0], name, later[1], KubeletSysctlFile))
+				later.file, name, later.value, KubeletSysctlFile))
 		case sameValue(now, s.value):
 		case applied:
-			msg := fmt.Sprintf("%s is %s, not %d, and could not be set", name, now, s.value)
-			if len(k.applyErrors) > 0 {
-				msg += " (" + strings.Join(k.applyErrors, "; ") + ")"
-			}
-			why = append(why, msg)
+			why = append(why, fmt.Sprintf("%s is %s, not %d, and could not be set", name, now, s.value))
+			unset = true
 		case !k.writable[name]:
 			why = append(why, fmt.Sprintf("%s is %s, not %d, and /proc/sys/%s is read-only", name, now, s.value, s.key))
 		}
+	}
+	if unset && len(k.applyErrors) > 0 {
+		why = append(why, "sysctl -p: "+strings.Join(k.applyErrors, "; "))
 	}
 	return len(why) == 0, strings.Join(why, "; ")
 }
