@@ -113,13 +113,15 @@ func (p *controlPlanePhase) apiServer(h *host.Host, files []File) (Service, erro
 		"service-cluster-ip-range":           c.Spec.Networking.ServiceCIDR,
 		// Hardening: no profiling endpoint, service account tokens not
 		// extended past their expiry, TLS 1.2 or newer with strong
-		// suites, every request audited. Not yet
-		// kubelet-certificate-authority: a node that joins on its own
-		// serves with a self-signed certificate until approved.
-		"profiling": "false",
+		// suites, every request audited, and the kubelets' serving
+		// certificates checked against the cluster CA, which signs them
+		// all (serverTLSBootstrap, approved after their names are
+		// checked): logs, exec and port-forward reach only the real node.
+		"profiling":                               "false",
+		"kubelet-certificate-authority":           pki("ca.crt"),
 		"service-account-extend-token-expiration": "false",
 		"tls-min-version":                         "VersionTLS12",
-		"tls-cipher-suites":                       tlsCipherSuites,
+		"tls-cipher-suites":                       strings.Join(tlsCipherSuites(), ","),
 		// Pod Security Admission's default; anonymous requests only to
 		// the health checks and cluster-info.
 		"admission-control-config-file": AdmissionConfigFile,

@@ -150,6 +150,10 @@ func (p *etcdPhase) desired(h *host.Host) (Desired, error) {
 		"peer-key-file":                  etcdTLS("peer.key"),
 		"snapshot-count":                 "10000",
 		"watch-progress-notify-interval": "5s",
+		// The API servers' TLS floor and strong suites, for clients and
+		// peers alike (TLS1.2 is etcd 3.6's default floor, said out loud).
+		"tls-min-version": "TLS1.2",
+		"cipher-suites":   strings.Join(tlsCipherSuites(), ","),
 	})
 	u, err := unit{
 		Description:      "etcd: the Kubernetes cluster's key-value store",

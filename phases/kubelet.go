@@ -56,10 +56,36 @@ func ClusterDNS(c *config.Cluster) netip.Addr {
 // also workers.
 var ControlPlaneTaint = corev1.Taint{Key: "node-role.kubernetes.io/control-plane", Effect: corev1.TaintEffectNoSchedule}
 
+// Kubelet settings the CIS benchmark asks for, where upstream's default is
+// none or is not said.
+const (
+	// podPidsLimit bounds the processes and threads of one pod (the
+	// kubelet's default is no limit), so a fork bomb or a thread leak in
+	// one pod cannot take the node's PIDs from the others and from the
+	// node's own services. 4096 is well above what ordinary pods run (a
+	// busy JVM has some hundreds of threads) and a small part of a node's
+	// PID space (pid_max: 4194304 with systemd's default, 32768 at least).
+	podPidsLimit = 4096
+	// eventRecordQPS is upstream's default (50 events a second, bursts of
+	// 100), said out loud: enough to record what happens on a node
+	// without letting one flood the API server.
+	eventRecordQPS = 50
+)
+
+// kubeletConfigFile is the configuration as written: readOnlyPort is
+// omitted from KubeletConfiguration when 0, and is written here so that
+// the file says the unauthenticated read-only port is off.
+type kubeletConfigFile struct {
+	kubeletv1beta1.KubeletConfiguration
+	ReadOnlyPort int32 `json:"readOnlyPort"`
+}
+
 // kubeletConfig renders the node's KubeletConfiguration from its facts.
-func (p *kubeletPhase) kubeletConfig(h *host.Host, facts *host.Facts, resolvConf string) ([]byte, error) {
+func (p *kubeletPhase) kubeletConfig(h *host.Host, s nodeState) ([]byte, error) {
 	c := p.env.Cluster
+	facts, resolvConf := s.facts, s.resolvConf
 	t, f := true, false
+	pids, qps := int64(podPidsLimit), int32(eventRecordQPS)
 	cfg := kubeletv1beta1.KubeletConfiguration{
 		TypeMeta: metav1.TypeMeta{APIVersion: "kubelet.config.k8s.io/v1beta1", Kind: "KubeletConfiguration"},
 		Authentication: kubeletv1beta1.KubeletAuthentication{
@@ -73,14 +99,29 @@ func (p *kubeletPhase) kubeletConfig(h *host.Host, facts *host.Facts, resolvConf
 		ClusterDNS:               []string{ClusterDNS(c).String()},
 		ClusterDomain:            c.Spec.Networking.DNSDomain,
 		RotateCertificates:       true,
-		// A serving certificate from the cluster CA needs someone to
-		// approve it (kubeforge, which checks the node's names). A node
-		// joining on its own, without admin rights, serves with a
-		// self-signed certificate instead, as kubeadm's nodes do.
-		ServerTLSBootstrap: p.env.Client.Admin(),
+		// Every kubelet serves with a certificate from the cluster CA,
+		// which the API servers check (--kubelet-certificate-authority).
+		// Someone has to approve its request: kubeforge does, after
+		// checking the node's names and addresses (kubelet-finalize, the
+		// renewals); a node joining on its own, without admin rights,
+		// waits for an admin, and is told so at the end of its join.
+		ServerTLSBootstrap: true,
 		HealthzBindAddress: "127.0.0.1",
 		ResolverConfig:     &resolvConf,
 		MaxPods:            int32(c.Spec.Kubelet.MaxPods),
+		// Hardening: TLS 1.2 or newer with the API servers' strong
+		// suites, a bound on each pod's PIDs, the runtime's default
+		// seccomp profile for every container that names none, events
+		// recorded at a stated rate.
+		TLSMinVersion:   "VersionTLS12",
+		TLSCipherSuites: tlsCipherSuites(),
+		PodPidsLimit:    &pids,
+		SeccompDefault:  &t,
+		EventRecordQPS:  &qps,
+		// The kernel settings the kubelet expects are kubeforge's to
+		// set (KubeletSysctlFile): the kubelet only checks them, where
+		// they hold.
+		ProtectKernelDefaults: s.protectKernel,
 	}
 	if facts.CgroupVersion == 1 {
 		cfg.FailCgroupV1 = &f // Kubernetes 1.35 still runs on cgroup v1 when told to
@@ -92,7 +133,7 @@ func (p *kubeletPhase) kubeletConfig(h *host.Host, facts *host.Facts, resolvConf
 	if h.Spec.Has(config.RoleControlPlane) && !h.Spec.Has(config.RoleWorker) {
 		cfg.RegisterWithTaints = []corev1.Taint{ControlPlaneTaint}
 	}
-	data, err := yaml.Marshal(cfg)
+	data, err := yaml.Marshal(kubeletConfigFile{KubeletConfiguration: cfg, ReadOnlyPort: 0})
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +173,9 @@ type nodeState struct {
 	expired      bool   // it had one, which expired: it must get another
 	resolvConf   string // the resolv.conf pods inherit
 	facts        *host.Facts
+	// protectKernel: the kernel holds the settings the kubelet checks,
+	// and keeps them across a reboot (kernelState.protect).
+	protectKernel bool
 }
 
 func (p *kubeletPhase) state(ctx context.Context, h *host.Host) (nodeState, error) {
@@ -164,12 +208,14 @@ func (p *kubeletPhase) desired(h *host.Host, s nodeState) (Desired, error) {
 	if err != nil {
 		return Desired{}, err
 	}
-	cfg, err := p.kubeletConfig(h, s.facts, s.resolvConf)
+	cfg, err := p.kubeletConfig(h, s)
 	if err != nil {
 		return Desired{}, err
 	}
 	files = append(files, File{Path: KubeletConfigFile, Data: cfg, Mode: host.FileMode{Perm: 0o600}})
 	inputs := paths(files)
+	// Applied before the kubelet starts (Run); read only by the kernel.
+	files = append(files, kubeletSysctlFile())
 	conflist, err := templates.Render("cni/10-flannel.conflist.tmpl", nil)
 	if err != nil {
 		return Desired{}, err
@@ -229,9 +275,18 @@ func (p *kubeletPhase) Plan(ctx context.Context, h *host.Host) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
+	k, err := readKernel(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	var why string
+	s.protectKernel, why = k.protect(false)
 	lines, err := planOf(ctx, h)(p.desired(h, s))
 	if err != nil {
 		return nil, err
+	}
+	if why != "" {
+		lines = append(lines, "run the kubelet without protectKernelDefaults: "+why)
 	}
 	if s.bootstrapped {
 		if ok, _ := h.Check(ctx, "[ -e "+BootstrapKubeconfig+" ]"); ok {
@@ -249,6 +304,18 @@ func (p *kubeletPhase) Run(ctx context.Context, h *host.Host) error {
 	s, err := p.state(ctx, h)
 	if err != nil {
 		return err
+	}
+	// The kernel settings first: with protectKernelDefaults the kubelet
+	// starts only if they hold.
+	k, err := setKernel(ctx, h)
+	if err != nil {
+		return fmt.Errorf("the kubelet's kernel settings: %w", err)
+	}
+	var why string
+	if s.protectKernel, why = k.protect(true); why != "" {
+		fmt.Fprintf(p.env.Out, "[kubelet] %s: warning: protectKernelDefaults stays off (%s): the kubelet sets them itself at start, "+
+			"and does not start if it cannot either\n", h, why)
+		p.env.Log.Warn("kubelet without protectKernelDefaults", "host", h.Name(), "why", why)
 	}
 	d, err := p.desired(h, s)
 	if err != nil {
@@ -354,11 +421,11 @@ func (*kubeletFinalizePhase) Title() string {
 }
 
 // Enabled: a node joining on its own has no right to label itself or to
-// approve, and its kubelet serves with a self-signed certificate
-// (ServerTLSBootstrap is off).
+// approve its own serving certificate: its request waits for an admin
+// (the join says how at its end).
 func (p *kubeletFinalizePhase) Enabled() (bool, string) {
 	if !p.env.Client.Admin() {
-		return false, "a node joining on its own: its kubelet serves with a self-signed certificate"
+		return false, "a node joining on its own: its kubelet's serving certificate request waits for an admin's approval"
 	}
 	return true, ""
 }

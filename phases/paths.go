@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"path"
 	"sort"
-	"strings"
 
 	"github.com/kubeforge/kubeforge/templates"
 )
@@ -53,16 +52,20 @@ const (
 	auditLogMaxBackup = "10"
 )
 
-// tlsCipherSuites are the TLS 1.2 suites the API servers accept (TLS 1.3
-// has only strong ones): forward secret, authenticated encryption.
-var tlsCipherSuites = strings.Join([]string{
-	"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-	"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-	"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-	"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-	"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-	"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-}, ",")
+// tlsCipherSuites are the TLS 1.2 suites the API servers, the kubelets
+// and etcd accept (TLS 1.3 has only strong ones): forward secret,
+// authenticated encryption. Go's names, which all three read. A function,
+// so no caller can change another's list.
+func tlsCipherSuites() []string {
+	return []string{
+		"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+		"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+		"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+		"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+		"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+		"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+	}
+}
 
 // Ports the components listen on.
 const (

@@ -46,7 +46,7 @@ func TestKubeletConfig(t *testing.T) {
 		tainted bool
 	}{{"cp1", 1, true}, {"w1", 2, false}} {
 		h := host.New(c.Host(tc.host), nil)
-		data, err := p.kubeletConfig(h, &host.Facts{CgroupVersion: tc.cgroup}, "/etc/resolv.conf")
+		data, err := p.kubeletConfig(h, nodeState{facts: &host.Facts{CgroupVersion: tc.cgroup}, resolvConf: "/etc/resolv.conf"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,19 +67,24 @@ func TestKubeletConfig(t *testing.T) {
 	}
 }
 
-// A node joining on its own, without admin rights, cannot have its
-// serving certificate approved: it serves with a self-signed one.
+// A node joining on its own, without admin rights, asks for a serving
+// certificate from the cluster CA too (an admin approves it): the API
+// servers accept no other (--kubelet-certificate-authority).
 func TestKubeletConfigWithoutAdmin(t *testing.T) {
 	c := testCluster(t)
 	p := &kubeletPhase{env: &Env{Cluster: c}}
 	h := host.New(c.Host("w1"), nil)
-	data, err := p.kubeletConfig(h, &host.Facts{CgroupVersion: 2}, "/etc/resolv.conf")
+	data, err := p.kubeletConfig(h, nodeState{facts: &host.Facts{CgroupVersion: 2}, resolvConf: "/etc/resolv.conf"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var cfg kubeletv1beta1.KubeletConfiguration
-	if err := yaml.UnmarshalStrict(data, &cfg); err != nil || cfg.ServerTLSBootstrap || !cfg.RotateCertificates {
+	if err := yaml.UnmarshalStrict(data, &cfg); err != nil || !cfg.ServerTLSBootstrap || !cfg.RotateCertificates {
 		t.Errorf("serverTLSBootstrap %v rotate %v: %v", cfg.ServerTLSBootstrap, cfg.RotateCertificates, err)
+	}
+	on, why := (&kubeletFinalizePhase{env: p.env}).Enabled()
+	if on || !strings.Contains(why, "approval") {
+		t.Errorf("kubelet-finalize without admin rights: %v %q", on, why)
 	}
 }
 

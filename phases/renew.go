@@ -270,9 +270,9 @@ func (p *certsVerifyPhase) Run(ctx context.Context, h *host.Host) error {
 			problems = append(problems, fmt.Sprintf("%s at %s: %v", ep.name, ep.addr, err))
 			continue
 		}
-		if ep.want == "" { // the kubelet's: valid, from the cluster CA or its own
-			if time.Now().After(got.NotAfter) {
-				problems = append(problems, fmt.Sprintf("%s serves a certificate that expired %s", ep.name, got.NotAfter.Format(time.RFC3339)))
+		if ep.want == "" { // the kubelet's: valid, and the cluster CA's, which the API servers check
+			if problem := p.kubeletProblem(h, got); problem != "" {
+				problems = append(problems, ep.name+" "+problem)
 			}
 			continue
 		}
@@ -289,6 +289,25 @@ func (p *certsVerifyPhase) Run(ctx context.Context, h *host.Host) error {
 		return errors.New(strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// kubeletProblem says what is wrong with the serving certificate a kubelet
+// presents, or "". The kubelet rotates it itself, from the cluster CA
+// (serverTLSBootstrap); the API servers accept no other
+// (--kubelet-certificate-authority).
+func (p *certsVerifyPhase) kubeletProblem(h *host.Host, got *x509.Certificate) string {
+	if time.Now().After(got.NotAfter) {
+		return "serves a certificate that expired " + got.NotAfter.Format(time.RFC3339)
+	}
+	ca, err := readCert(p.env.StateDir.CACert())
+	if err != nil {
+		return "cannot be checked: " + err.Error()
+	}
+	if err := got.CheckSignatureFrom(ca); err != nil {
+		return fmt.Sprintf("serves a certificate the cluster CA did not sign (issuer %q), so the API servers cannot reach it for logs and exec: "+
+			"'kubeforge join -f <cluster file> --host %s' configures its kubelet to ask for one (serverTLSBootstrap)", got.Issuer.CommonName, h.Name())
+	}
+	return ""
 }
 
 // presented is the leaf certificate a TLS server on the host presents.

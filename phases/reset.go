@@ -13,8 +13,12 @@ import (
 // the pods' containers and their mounts and network namespaces, the pod
 // network's interfaces, the firewall chains of kube-proxy, flanneld and
 // the kubelet (and the rules from before init, when it kept them), the
-// files kubeforge wrote, and the kernel settings it changed (back to what
-// they were). The OS packages stay unless purge.
+// files kubeforge wrote, and the kernel settings the runtime needs (back
+// to what they were). The kubelet's own (KubeletSysctlFile) keep their
+// values until the next boot, as when the kubelet set them itself: a
+// kernel shared with other nodes (containers on one machine) would
+// otherwise take them from under those nodes' kubelets. The OS packages
+// stay unless purge.
 type resetPhase struct {
 	env   *Env
 	purge bool
@@ -38,7 +42,7 @@ var resetServices = []string{TimerUnit + ".timer", SnapshotTimerUnit + ".timer",
 // would own what the old one left anywhere (Debian's packages keep their
 // system users for this). A next init finds it there.
 var resetPaths = []string{KubernetesDir, EtcdDataDir, EtcdDataDir + ".before-restore-*", KubeletDir, KubeProxyDir,
-	FlannelDir, "/run/flannel", "/var/lib/cni", CNIConfDir + "/10-flannel.conflist", ContainerdConfig, modulesFile, sysctlFile,
+	FlannelDir, "/run/flannel", "/var/lib/cni", CNIConfDir + "/10-flannel.conflist", ContainerdConfig, modulesFile, sysctlFile, KubeletSysctlFile,
 	KeepalivedConfig, KeepalivedCheckScript, MaintenanceScript, MaintenanceFlag, BundleRoot, CurrentBundle(), SnapshotScript, path.Dir(SnapshotScript),
 	EtcdSysusersFile, EtcdTLSDir,
 	"/etc/systemd/system/kubelet.service", "/etc/systemd/system/kube-proxy.service", "/etc/systemd/system/flanneld.service",
@@ -53,7 +57,7 @@ func (p *resetPhase) Plan(context.Context, *host.Host) ([]string, error) {
 		"remove cni0, flannel.1 and the KUBE-, FLANNEL- and CNI- firewall chains",
 		"remove " + strings.Join(resetPaths[:6], ", ") + " and the rest kubeforge wrote",
 		"stop kubeforge's containerd and remove it with its state (" + containerdState + "); an OS containerd stays",
-		"put the kernel settings back as they were"}
+		"put the kernel settings back as they were (the kubelet's stay until the next boot)"}
 	if p.purge {
 		lines = append(lines, "purge the OS packages kubeforge installed")
 	}

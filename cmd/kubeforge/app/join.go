@@ -228,9 +228,31 @@ func runJoinNode(ctx context.Context, deps *Deps, opts *JoinOptions, ao *ActionO
 				"(name %s, address %s, roles [control-plane]) and run on the admin machine:\n  kubeforge join -f <cluster file> --host %s\n",
 				c.LocalAPIServerURL(plan.Self), c.Spec.ControlPlane.VIP, name, plan.Self.Address, name)
 		}
+		if !run.Env.Client.Admin() {
+			fmt.Fprint(deps.IO.Out, servingApprovalNote(name, plan.Self.Address))
+		}
 		return nil
 	}}
 	return play(ctx, deps, a, pb, run)
+}
+
+// servingApprovalNote tells a node that joined with only a token that its
+// kubelet's serving certificate waits for an admin: it has no right to
+// approve its own, and the API servers reach only kubelets whose
+// certificate the cluster CA signed (--kubelet-certificate-authority).
+func servingApprovalNote(name, address string) string {
+	return fmt.Sprintf(`
+Its kubelet asked for a serving certificate from the cluster CA, which waits for an admin's approval:
+until then the API server cannot reach this kubelet (kubectl logs, exec, port-forward; the node runs
+pods and is Ready all the same). On the admin machine, either add this machine to the cluster file
+(name %[1]s, address %[2]s, roles [worker]) and run
+  kubeforge join -f <cluster file> --host %[1]s
+which approves the request once it names only %[1]s and its addresses ('kubeforge certs renew ... -f'
+then approves the ones its kubelet makes later, as it does for every node of the file), or check and
+approve it yourself:
+  kubectl get csr --field-selector spec.signerName=kubernetes.io/kubelet-serving
+  kubectl certificate approve <name>
+`, name, address)
 }
 
 // joinRequest checks join's own flags and turns them into a request.

@@ -57,3 +57,16 @@ spec:
 		t.Fatalf("exit %d:\n%s", code, errOut)
 	}
 }
+
+// A worker that joined with only a token is told that its serving
+// certificate waits for an admin, and both ways to approve it.
+func TestServingApprovalNote(t *testing.T) {
+	note := servingApprovalNote("w7", "10.0.0.17")
+	for _, want := range []string{"waits for an admin's approval", "kubectl logs", "name w7, address 10.0.0.17",
+		"kubeforge join -f <cluster file> --host w7", "kubectl certificate approve <name>",
+		"spec.signerName=kubernetes.io/kubelet-serving"} {
+		if !strings.Contains(note, want) {
+			t.Errorf("the note lacks %q:\n%s", want, note)
+		}
+	}
+}
