@@ -135,7 +135,10 @@ func (p *controlPlanePhase) apiServer(h *host.Host, files []File) (Service, erro
 		m["audit-log-maxsize"] = strconv.Itoa(c.Spec.Security.Audit.MaxSize)
 	}
 	if p.env.encrypts() {
+		// Reloaded when it changes (within a minute): a key rotation
+		// restarts nothing.
 		m["encryption-provider-config"] = EncryptionConfigFile
+		m["encryption-provider-config-automatic-reload"] = "true"
 	}
 	args := flags(m)
 	u, err := unit{
@@ -151,7 +154,7 @@ func (p *controlPlanePhase) apiServer(h *host.Host, files []File) (Service, erro
 		// go idle; a static pod is killed after 30s, this after 20s.
 		TimeoutStopSec: "20s",
 	}.render()
-	return Service{Name: "kube-apiserver", Unit: u, Inputs: inputsUnder(files, PKIDir+"/", AuditPolicyFile, EncryptionConfigFile, AdmissionConfigFile, AuthenticationConfigFile)}, err
+	return Service{Name: "kube-apiserver", Unit: u, Inputs: inputsUnder(files, PKIDir+"/", AuditPolicyFile, AdmissionConfigFile, AuthenticationConfigFile)}, err
 }
 
 // inputsUnder are the files among files whose path starts with prefix.

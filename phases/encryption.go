@@ -7,17 +7,19 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kubeforge/kubeforge/certs"
 	"github.com/kubeforge/kubeforge/internal/host"
 	"github.com/kubeforge/kubeforge/internal/vip"
+	"github.com/kubeforge/kubeforge/internal/wait"
 )
 
 // The phases of `kubeforge secrets rotate-key`. A rotation has three
 // states of the encryption configuration (certs.Encryption), each
-// written to the state directory and rolled out to every API server, one
-// control plane at a time with the VIP moved away, before the next:
+// written to the state directory and taken by every API server (which
+// reloads the file without a restart) before the next:
 //
 //	key-add    the new key reads (the old one still writes)
 //	key-write  the new key writes (the old one still reads); then
@@ -41,12 +43,15 @@ const (
 )
 
 // keyStagePhase writes the stage's configuration in the state directory
-// (Prepare) and takes each control plane onto it (Run, serial).
+// (Prepare) and takes each control plane onto it (Run).
 type keyStagePhase struct {
 	env   *Env
 	stage keyStage
 	// now is the clock of a new key (tests).
 	now func() time.Time
+	// restarting lets one API server restart at a time, the others
+	// reloading meanwhile.
+	restarting sync.Mutex
 }
 
 func (p *keyStagePhase) Title() string {
@@ -119,13 +124,36 @@ func (p *keyStagePhase) Prepare(context.Context) error {
 
 func (p *keyStagePhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
 	if p.env.DryRun {
-		return []string{"take the key-" + string(p.stage) + " configuration: restart kube-apiserver with the VIP moved away"}, nil
+		return []string{"write the key-" + string(p.stage) + " configuration to " + EncryptionConfigFile + "; the API server reloads it"}, nil
 	}
-	return (&controlPlanePhase{env: p.env}).Plan(ctx, h)
+	f, err := p.file()
+	if err != nil {
+		return nil, err
+	}
+	return (Desired{Files: []File{f}}).Plan(ctx, h)
 }
 
-// Run restarts the host's API server on the configuration, with the VIP
-// moved away first; a host that has it already is left alone.
+// file is the state directory's configuration, as the host gets it.
+func (p *keyStagePhase) file() (File, error) {
+	files, err := p.env.pkiFiles(certs.EncryptionConfigPath(), EncryptionConfigFile)
+	if err != nil {
+		return File{}, err
+	}
+	f := files[0]
+	f.Mode.Perm = 0o600
+	return f, nil
+}
+
+// reloadTimeout bounds the wait for an API server to reload its
+// encryption configuration: it looks at the file once a minute.
+const reloadTimeout = 3 * time.Minute
+
+// Run takes the host's API server onto the configuration. One that runs
+// with --encryption-provider-config-automatic-reload reloads the file by
+// itself and says which file it loaded in its metrics (the file's
+// sha256): nothing restarts, no request fails. One whose unit must change
+// first (a cluster made before encryption) is restarted on it, with the
+// VIP moved away, one host at a time.
 func (p *keyStagePhase) Run(ctx context.Context, h *host.Host) error {
 	cp := &controlPlanePhase{env: p.env}
 	api, _, err := cp.desired(h)
@@ -133,14 +161,46 @@ func (p *keyStagePhase) Run(ctx context.Context, h *host.Host) error {
 		return err
 	}
 	changes, err := api.Diff(ctx, h)
-	if err != nil || changes.Empty() {
+	if err != nil {
 		return err
 	}
+	if len(changes.Restart)+len(changes.Start)+len(changes.Reload) > 0 {
+		p.restarting.Lock()
+		defer p.restarting.Unlock()
+		return p.restart(ctx, h)
+	}
+	if _, err := api.Apply(ctx, h); err != nil {
+		return err
+	}
+	f, err := p.file()
+	if err != nil {
+		return err
+	}
+	want := "sha256:" + host.SumOf(f.Data)
+	var have string
+	err = wait.For(ctx, reloadTimeout, func() (bool, error) {
+		var err error
+		have, err = p.env.Client.EncryptionConfigHash(ctx, h)
+		return err == nil && have == want, nil
+	})
+	switch {
+	case err == nil:
+		return nil
+	case have == "":
+		return fmt.Errorf("the API server does not say which encryption configuration it loaded (no %s metric) after %s: %w; see journalctl -u kube-apiserver",
+			"apiserver_encryption_config_controller_last_config_info", reloadTimeout, err)
+	}
+	return fmt.Errorf("the API server still encrypts with another configuration (%s, want %s) after %s: see 'journalctl -u kube-apiserver | grep -i encryption'; run the command again once fixed",
+		have, want, reloadTimeout)
+}
+
+// restart takes the host's API server onto its files, the VIP moved away.
+func (p *keyStagePhase) restart(ctx context.Context, h *host.Host) error {
 	drained, err := drainVIP(ctx, p.env, h)
 	if err != nil {
 		return err
 	}
-	if err := cp.Run(ctx, h); err != nil {
+	if err := (&controlPlanePhase{env: p.env}).Run(ctx, h); err != nil {
 		return err
 	}
 	if drained {

@@ -186,3 +186,17 @@ func TestErrorKinds(t *testing.T) {
 		t.Error("403 taken for 401")
 	}
 }
+
+func TestConfigHash(t *testing.T) {
+	metrics := `# HELP apiserver_encryption_config_controller_last_config_info [ALPHA] Information about the last applied encryption configuration with hash as label, split by apiserver identity.
+# TYPE apiserver_encryption_config_controller_last_config_info gauge
+apiserver_encryption_config_controller_last_config_info{apiserver_id_hash="sha256:aaaa",hash="sha256:bbbb"} 1
+apiserver_request_total{code="200"} 3
+`
+	if got := configHash(metrics); got != "sha256:bbbb" {
+		t.Errorf("configHash = %q, want sha256:bbbb", got)
+	}
+	if got := configHash("apiserver_request_total 1\n"); got != "" {
+		t.Errorf("no metric, yet %q", got)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -183,4 +184,40 @@ func (c *Client) EndpointReady(ctx context.Context, from *host.Host) error {
 			Err: fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))}
 	}
 	return nil
+}
+
+// encryptionConfigInfo is the API server's metric of the encryption
+// configuration it uses: its label hash is "sha256:" and the file's
+// sha256, set at start and at each automatic reload.
+const encryptionConfigInfo = "apiserver_encryption_config_controller_last_config_info{"
+
+// EncryptionConfigHash is the hash of the encryption configuration h's
+// API server encrypts with, from its metrics; "" when it does not say
+// (an API server without automatic reload, or a metric renamed).
+func (c *Client) EncryptionConfigHash(ctx context.Context, h *host.Host) (string, error) {
+	api, err := c.apiThrough(h)
+	if err != nil {
+		return "", err
+	}
+	body, err := api.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return "", wrap("read the metrics of the API server on "+h.Name(), err)
+	}
+	return configHash(string(body)), nil
+}
+
+// hashLabel is the label "hash" (not apiserver_id_hash) of a metric line.
+var hashLabel = regexp.MustCompile(`[{,]hash="([^"]*)"`)
+
+// configHash reads the encryption configuration's hash from metrics.
+func configHash(metrics string) string {
+	for _, line := range strings.Split(metrics, "\n") {
+		if !strings.HasPrefix(line, encryptionConfigInfo) {
+			continue
+		}
+		if m := hashLabel.FindStringSubmatch(line); m != nil {
+			return m[1]
+		}
+	}
+	return ""
 }

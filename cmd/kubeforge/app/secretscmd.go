@@ -30,10 +30,12 @@ kubeforge made at init and keeps in the state directory (` + certs.EncryptionCon
 ` + phases.EncryptionConfigFile + ` (0600) on every control plane.
 
 rotate-key replaces it. Nothing changes unless every control plane is healthy. A new key is
-made and every API server learns to read with it, one control plane at a time, each giving
-the VIP away before it restarts; then every API server writes with it, likewise; then every
-Secret is written again through the API and etcd is checked to hold none under another key;
-only then is the old key dropped from every API server.
+made and every API server learns to read with it; then every API server writes with it; then
+every Secret is written again through the API and etcd is checked to hold none under another
+key; only then is the old key dropped. The API servers reload the file without a restart
+(each one's metrics confirm it loaded the new file before the next step), so no request
+fails; one whose unit must change first (a cluster made before encryption) restarts, one
+control plane at a time, giving the VIP away first.
 
 Stopped anywhere, by a failure or an interrupt, the same command finishes the rotation it
 started (no other key is made until it is done). A cluster made before kubeforge encrypted
