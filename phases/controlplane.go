@@ -84,11 +84,13 @@ func (p *controlPlanePhase) apiServer(h *host.Host, files []File) (Service, erro
 	c := p.env.Cluster
 	port := strconv.Itoa(c.Spec.ControlPlane.Port)
 	m := map[string]string{
-		"advertise-address":                  h.Spec.ClusterAddress().String(),
-		"secure-port":                        port,
-		"allow-privileged":                   "true",
-		"authorization-mode":                 "Node,RBAC",
-		"enable-admission-plugins":           "NodeRestriction",
+		"advertise-address":  h.Spec.ClusterAddress().String(),
+		"secure-port":        port,
+		"allow-privileged":   "true",
+		"authorization-mode": "Node,RBAC",
+		// DenyServiceExternalIPs: no Service may claim an external IP
+		// (CVE-2020-8554, a user intercepting others' traffic).
+		"enable-admission-plugins":           "NodeRestriction,DenyServiceExternalIPs",
 		"enable-bootstrap-token-auth":        "true",
 		"client-ca-file":                     pki("ca.crt"),
 		"tls-cert-file":                      pki("apiserver.crt"),

@@ -39,6 +39,7 @@ func TestControlPlaneHardening(t *testing.T) {
 		"--tls-min-version=VersionTLS12", "--tls-cipher-suites=TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,",
 		"--audit-policy-file=" + AuditPolicyFile, "--audit-log-path=" + AuditLog,
 		"--audit-log-maxage=30", "--audit-log-maxbackup=10", "--audit-log-maxsize=100",
+		"--enable-admission-plugins=NodeRestriction,DenyServiceExternalIPs",
 		"--admission-control-config-file=" + AdmissionConfigFile, "--authentication-config=" + AuthenticationConfigFile,
 		"--kubelet-certificate-authority=" + pki("ca.crt"),
 	} {
@@ -185,7 +186,7 @@ func TestKubeletHardening(t *testing.T) {
 		if cfg.EventRecordQPS == nil || *cfg.EventRecordQPS != 50 { // 4.2.8: upstream's default, stated
 			t.Errorf("%s: eventRecordQPS %v", name, cfg.EventRecordQPS)
 		}
-		if cfg.TLSMinVersion != "VersionTLS12" || !slices.Equal(cfg.TLSCipherSuites, tlsCipherSuites()) { // 4.2.12
+		if cfg.TLSMinVersion != "VersionTLS12" || !slices.Equal(cfg.TLSCipherSuites, kubeletCipherSuites()) { // 4.2.12, in its spelling
 			t.Errorf("%s: TLS %s %v", name, cfg.TLSMinVersion, cfg.TLSCipherSuites)
 		}
 		if cfg.MakeIPTablesUtilChains != nil && !*cfg.MakeIPTablesUtilChains { // 4.2.6: the default, true

@@ -114,7 +114,7 @@ func (p *kubeletPhase) kubeletConfig(h *host.Host, s nodeState) ([]byte, error) 
 		// seccomp profile for every container that names none, events
 		// recorded at a stated rate.
 		TLSMinVersion:   "VersionTLS12",
-		TLSCipherSuites: tlsCipherSuites(),
+		TLSCipherSuites: kubeletCipherSuites(),
 		PodPidsLimit:    &pids,
 		SeccompDefault:  &t,
 		EventRecordQPS:  &qps,

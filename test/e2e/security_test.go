@@ -138,13 +138,17 @@ func checkAuditRotation(t *testing.T, k kube, cp, address string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 4000; i++ {
+	// The restart on the new limit may rotate a log already larger: only
+	// a file rotated after that counts.
+	rotated := func() string { return onHost(t, cp, "ls /var/log/kubernetes/audit/ | grep '^audit-' || true") }
+	before := strings.Fields(rotated())
+	for i := 0; i < 6000; i++ {
 		resp, err := client.Get(cfg.Host + "/api/v1/namespaces/kube-system/configmaps?limit=1")
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if i%500 == 499 && strings.TrimSpace(onHost(t, cp, "ls /var/log/kubernetes/audit/ | grep -c '^audit-' || true")) != "0" {
+		if i%500 == 499 && len(strings.Fields(rotated())) > len(before) {
 			t.Logf("after %d requests: %s", i+1, strings.Join(strings.Fields(onHost(t, cp, "ls -l /var/log/kubernetes/audit/")), " "))
 			return
 		}
