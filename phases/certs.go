@@ -58,13 +58,14 @@ func (*certsPhase) Plan(context.Context, *host.Host) ([]string, error) {
 }
 
 // pkiFiles reads files of the state directory for a host: rel (under the
-// state directory) -> path on the host. Keys and kubeconfigs get 0600.
+// state directory) -> path on the host. Keys, kubeconfigs and the
+// encryption configuration get 0600.
 func (env *Env) pkiFiles(pairs ...string) ([]File, error) {
 	var out []File
 	for i := 0; i+1 < len(pairs); i += 2 {
 		rel, dst := pairs[i], pairs[i+1]
 		mode := host.FileMode{Perm: 0o644}
-		if strings.HasSuffix(rel, ".key") || strings.HasSuffix(rel, ".conf") {
+		if strings.HasSuffix(rel, ".key") || strings.HasSuffix(rel, ".conf") || rel == certs.EncryptionConfigPath() {
 			mode.Perm = 0o600
 		}
 		data, err := os.ReadFile(env.StateDir.File(rel))

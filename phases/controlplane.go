@@ -55,11 +55,6 @@ func (p *controlPlanePhase) files(h *host.Host) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	for i := range files {
-		if files[i].Path == EncryptionConfigFile {
-			files[i].Mode.Perm = 0o600
-		}
-	}
 	own := host.FileMode{Perm: 0o600}
 	admission, err := admissionConfig(p.env.Cluster.Spec.Security.PodSecurity)
 	if err != nil {

@@ -139,9 +139,7 @@ func (p *keyStagePhase) file() (File, error) {
 	if err != nil {
 		return File{}, err
 	}
-	f := files[0]
-	f.Mode.Perm = 0o600
-	return f, nil
+	return files[0], nil
 }
 
 // reloadTimeout bounds the wait for an API server to reload its
