@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kubeforge/kubeforge/certs"
+	"github.com/kubeforge/kubeforge/internal/cluster"
 	"github.com/kubeforge/kubeforge/internal/host"
 	"github.com/kubeforge/kubeforge/internal/vip"
 	"github.com/kubeforge/kubeforge/internal/wait"
@@ -103,7 +104,7 @@ func (p *keyStagePhase) next() (e *certs.Encryption, note string, err error) {
 	return e, fmt.Sprintf("only key %s is left", e.Newest().Name), nil
 }
 
-func (p *keyStagePhase) Prepare(context.Context) error {
+func (p *keyStagePhase) Prepare(ctx context.Context) error {
 	e, note, err := p.next()
 	if err != nil {
 		return err
@@ -112,6 +113,11 @@ func (p *keyStagePhase) Prepare(context.Context) error {
 		fmt.Fprintf(p.env.Out, "[key-%s] would write the encryption configuration: %s\n", p.stage, note)
 		return nil
 	}
+	if p.stage == stageAdd {
+		if err := p.dropUploadedCerts(ctx); err != nil {
+			return err
+		}
+	}
 	changed, err := certs.WriteEncryption(p.env.StateDir.PKI(), e)
 	if err != nil {
 		return err
@@ -119,6 +125,23 @@ func (p *keyStagePhase) Prepare(context.Context) error {
 	if changed {
 		fmt.Fprintf(p.env.Out, "[key-%s] %s\n", p.stage, note)
 	}
+	return nil
+}
+
+// dropUploadedCerts deletes the certificates uploaded for control planes
+// joining on their own: they hold the encryption configuration of before
+// the rotation, with which a new control plane could not read the
+// Secrets written after it.
+func (p *keyStagePhase) dropUploadedCerts(ctx context.Context) error {
+	if _, err := p.env.Client.Secret(ctx, "kube-system", CertsSecretName); cluster.IsNotFound(err) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if err := p.env.Client.DeleteSecret(ctx, "kube-system", CertsSecretName); err != nil {
+		return err
+	}
+	fmt.Fprintf(p.env.Out, "[key-add] deleted kube-system/%s (it holds the old key): for a control plane to join on its own, run 'kubeforge init phase upload-certs' again\n", CertsSecretName)
 	return nil
 }
 
