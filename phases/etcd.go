@@ -99,6 +99,32 @@ func etcdStartPre() []string {
 	}
 }
 
+// refreshEtcdTLS gives a running etcd the TLS files that changed among
+// written: it reads its copies again at each handshake (as it reads files
+// in place), so a renewal restarts nothing. Each copy is renamed into
+// place whole.
+func refreshEtcdTLS(ctx context.Context, h *host.Host, written []string) error {
+	var script []string
+	for _, f := range etcdTLSFiles {
+		if !slices.Contains(written, pki("etcd/"+f)) {
+			continue
+		}
+		tmp := etcdTLS("." + f + ".new")
+		script = append(script, fmt.Sprintf("install -m 0400 -o %s -g %s %s %s && mv -f %s %s",
+			EtcdUser, EtcdUser, pki("etcd/"+f), tmp, tmp, etcdTLS(f)))
+	}
+	if len(script) == 0 {
+		return nil
+	}
+	// Only where the unit made its directory: a stopped etcd copies at
+	// its start.
+	_, err := h.Run(ctx, "if [ -d "+EtcdTLSDir+" ]; then "+strings.Join(script, " && ")+"; fi")
+	if err != nil {
+		return fmt.Errorf("give etcd its renewed certificates in %s: %w", EtcdTLSDir, err)
+	}
+	return nil
+}
+
 func etcdURL(addr netip.Addr, port int) string { return cluster.EtcdURL(addr, port) }
 func etcdPeerURL(h *config.Host) string        { return cluster.PeerURL(h) }
 func etcdClientURL(h *config.Host) string      { return cluster.ClientURL(h) }
@@ -295,10 +321,14 @@ func (p *etcdPhase) Run(ctx context.Context, h *host.Host) error {
 	// The certificates first: the member starts with them, and the
 	// cluster is reached through this host before it starts. The user
 	// too, which the unit names.
-	if _, err := (Desired{Files: d.Files}).Apply(ctx, h); err != nil {
+	written, err := (Desired{Files: d.Files}).Apply(ctx, h)
+	if err != nil {
 		return err
 	}
 	if err := createEtcdUser(ctx, h); err != nil {
+		return err
+	}
+	if err := refreshEtcdTLS(ctx, h, written.Files); err != nil {
 		return err
 	}
 	m, err := p.inspect(ctx, h)

@@ -351,3 +351,28 @@ func TestSnapshotRestoreGivesEtcdItsData(t *testing.T) {
 		t.Errorf("the restored data directory is not given to etcd:\n%s", script)
 	}
 }
+
+// A renewal's new etcd certificates reach the copies a running etcd reads
+// (it reads them again at each handshake): no restart, and nothing for
+// files etcd does not read.
+func TestRefreshEtcdTLS(t *testing.T) {
+	env := etcdEnv(t)
+	// The fake takes an install for a staged upload: give it one.
+	e := &etcdHost{pending: strings.NewReader(""), staged: map[string]string{}}
+	h := host.New(env.Cluster.Host("cp1"), e)
+	if err := refreshEtcdTLS(context.Background(), h, []string{pki("etcd/healthcheck-client.crt")}); err != nil || len(e.ran) != 0 {
+		t.Fatalf("a file etcd does not read: ran %v, %v", e.ran, err)
+	}
+	if err := refreshEtcdTLS(context.Background(), h, []string{pki("etcd/server.crt"), pki("etcd/server.key")}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := strings.Join(e.ran, "\n")
+	for _, want := range []string{"if [ -d /run/etcd ]", "install -m 0400 -o etcd -g etcd /etc/kubernetes/pki/etcd/server.key /run/etcd/.server.key.new && mv -f /run/etcd/.server.key.new /run/etcd/server.key"} {
+		if !strings.Contains(cmd, want) {
+			t.Errorf("lacks %q:\n%s", want, cmd)
+		}
+	}
+	if strings.Contains(cmd, "peer") || strings.Contains(cmd, "restart") {
+		t.Errorf("copied what did not change, or restarted:\n%s", cmd)
+	}
+}
