@@ -99,7 +99,7 @@ func stateCert(t *testing.T, state, rel string) *x509.Certificate {
 	return cert
 }
 
-// prober asks /readyz through the VIP every 200 ms until stopped.
+// prober GETs a URL on a schedule until stopped, counting what failed.
 type prober struct {
 	requests, failures int
 	first              []string
@@ -107,6 +107,8 @@ type prober struct {
 	done               sync.WaitGroup
 }
 
+// startProber asks /readyz through the VIP every 200 ms, anonymously, on
+// a new connection each time.
 func startProber(t *testing.T, caFile string) *prober {
 	t.Helper()
 	caPEM, err := os.ReadFile(caFile)
@@ -116,6 +118,11 @@ func startProber(t *testing.T, caFile string) *prober {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true}}
+	return probe(client, "https://"+haVIP+":6443/readyz", 200*time.Millisecond)
+}
+
+// probe GETs url with client every period; anything but 200 fails.
+func probe(client *http.Client, url string, period time.Duration) *prober {
 	p := &prober{stop: make(chan struct{})}
 	p.done.Add(1)
 	go func() {
@@ -124,10 +131,10 @@ func startProber(t *testing.T, caFile string) *prober {
 			select {
 			case <-p.stop:
 				return
-			case <-time.After(200 * time.Millisecond):
+			case <-time.After(period):
 			}
 			p.requests++
-			resp, err := client.Get("https://" + haVIP + ":6443/readyz")
+			resp, err := client.Get(url)
 			switch {
 			case err != nil:
 				p.fail(err.Error())

@@ -5,11 +5,9 @@ package e2e
 import (
 	"encoding/base64"
 	"encoding/json"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -191,15 +189,9 @@ func storedSecrets(t *testing.T, cp string) map[string]string {
 	return out
 }
 
-// apiProber GETs an API path through the VIP as the admin every 100 ms.
-type apiProber struct {
-	requests, failures int
-	first              []string
-	stop               chan struct{}
-	done               sync.WaitGroup
-}
-
-func startAPIProber(t *testing.T, kubeconfig, path string) *apiProber {
+// startAPIProber GETs an API path through the VIP as the admin every
+// 100 ms, over the connections client-go keeps open.
+func startAPIProber(t *testing.T, kubeconfig, path string) *prober {
 	t.Helper()
 	cfg, err := clientcmd.BuildConfigFromFlags("https://"+haVIP+":6443", kubeconfig)
 	if err != nil {
@@ -210,40 +202,8 @@ func startAPIProber(t *testing.T, kubeconfig, path string) *apiProber {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &apiProber{stop: make(chan struct{})}
-	p.done.Add(1)
-	go func() {
-		defer p.done.Done()
-		for {
-			select {
-			case <-p.stop:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			p.requests++
-			resp, err := client.Get(cfg.Host + path)
-			switch {
-			case err != nil:
-				p.fail(err.Error())
-			case resp.StatusCode != http.StatusOK:
-				p.fail(resp.Status)
-				resp.Body.Close()
-			default:
-				resp.Body.Close()
-			}
-		}
-	}()
-	return p
+	return probe(client, cfg.Host+path, 100*time.Millisecond)
 }
-
-func (p *apiProber) fail(why string) {
-	p.failures++
-	if len(p.first) < 5 {
-		p.first = append(p.first, time.Now().Format("15:04:05.000")+" "+why)
-	}
-}
-
-func (p *apiProber) Stop() { close(p.stop); p.done.Wait() }
 
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
