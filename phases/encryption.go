@@ -13,7 +13,6 @@ import (
 	"github.com/kubeforge/kubeforge/certs"
 	"github.com/kubeforge/kubeforge/internal/cluster"
 	"github.com/kubeforge/kubeforge/internal/host"
-	"github.com/kubeforge/kubeforge/internal/vip"
 	"github.com/kubeforge/kubeforge/internal/wait"
 )
 
@@ -217,17 +216,7 @@ func (p *keyStagePhase) Run(ctx context.Context, h *host.Host) error {
 
 // restart takes the host's API server onto its files, the VIP moved away.
 func (p *keyStagePhase) restart(ctx context.Context, h *host.Host) error {
-	drained, err := drainVIP(ctx, p.env, h)
-	if err != nil {
-		return err
-	}
-	if err := (&controlPlanePhase{env: p.env}).Run(ctx, h); err != nil {
-		return err
-	}
-	if drained {
-		return vip.Return(ctx, p.env.Client, h)
-	}
-	return nil
+	return withVIPAway(ctx, p.env, h, func() error { return (&controlPlanePhase{env: p.env}).Run(ctx, h) })
 }
 
 // secretsPrefix is where the API servers keep Secrets in etcd.

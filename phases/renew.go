@@ -17,7 +17,6 @@ import (
 	"github.com/kubeforge/kubeforge/internal/cluster"
 	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
-	"github.com/kubeforge/kubeforge/internal/vip"
 	"github.com/kubeforge/kubeforge/internal/wait"
 )
 
@@ -154,25 +153,17 @@ func (p *rollPhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
 }
 
 func (p *rollPhase) Run(ctx context.Context, h *host.Host) error {
-	drained, err := drainVIP(ctx, p.env, h)
-	if err != nil {
-		return err
-	}
-	if h.Spec.Has(config.RoleEtcd) {
-		if err := (&etcdPhase{env: p.env}).Run(ctx, h); err != nil {
-			return err
+	return withVIPAway(ctx, p.env, h, func() error {
+		if h.Spec.Has(config.RoleEtcd) {
+			if err := (&etcdPhase{env: p.env}).Run(ctx, h); err != nil {
+				return err
+			}
+			if err := p.env.Client.WaitEtcdCluster(ctx, h, 2*time.Minute); err != nil {
+				return err
+			}
 		}
-		if err := p.env.Client.WaitEtcdCluster(ctx, h, 2*time.Minute); err != nil {
-			return err
-		}
-	}
-	if err := (&controlPlanePhase{env: p.env}).Run(ctx, h); err != nil {
-		return err
-	}
-	if drained {
-		return vip.Return(ctx, p.env.Client, h)
-	}
-	return nil
+		return (&controlPlanePhase{env: p.env}).Run(ctx, h)
+	})
 }
 
 // kubeletCertsPhase approves the kubelets' pending serving certificate

@@ -168,19 +168,25 @@ func (p *vipPhase) Run(ctx context.Context, h *host.Host) error {
 	return nil
 }
 
-// drainVIP gives the VIP away from h (see internal/vip), first bringing
-// its keepalived configuration up to date: a cluster made by an older
-// kubeforge may lack the maintenance check. It returns false when there
-// is no VIP, or no other control plane to hold it.
-func drainVIP(ctx context.Context, env *Env, h *host.Host) (bool, error) {
+// withVIPAway runs restart with the VIP moved off h first (see
+// internal/vip: keepalived's maintenance flag, a healthy peer takes it),
+// h's keepalived configuration brought up to date before (a cluster made
+// by an older kubeforge may lack the maintenance check), and gives h its
+// place among the holders back after: a host's API server or etcd
+// restarts while clients reach the others. Without a VIP, or another
+// control plane to hold it, restart just runs.
+func withVIPAway(ctx context.Context, env *Env, h *host.Host, restart func() error) error {
 	if !vip.Movable(env.Cluster) {
-		return false, nil
+		return restart()
 	}
 	if err := (&vipPhase{env: env}).Run(ctx, h); err != nil {
-		return false, err
+		return err
 	}
 	if err := vip.MoveOff(ctx, env.Client, env.Cluster, h, h); err != nil {
-		return false, err
+		return err
 	}
-	return true, nil
+	if err := restart(); err != nil {
+		return err
+	}
+	return vip.Return(ctx, env.Client, h)
 }
