@@ -97,11 +97,18 @@ func checkSecurity(t *testing.T, k kube, cps, workers []string) {
 		if after.Name == before.Name {
 			t.Fatalf("the key is still %s", before.Name)
 		}
-		for key, v := range storedSecrets(t, cps[0]) {
+		stored := storedSecrets(t, cps[0])
+		for key, v := range stored {
 			if !strings.HasPrefix(v, after.StoragePrefix()) {
 				t.Errorf("%s is stored as %q, not with the new key %s", key, v[:min(40, len(v))], after.Name)
 			}
 		}
+		// A list fails when one Secret cannot be decrypted: every one reads.
+		names := strings.Fields(k.must(t, "get", "secrets", "-A", "-o", "name"))
+		if len(names) != len(stored) {
+			t.Errorf("the API lists %d Secrets, etcd holds %d", len(names), len(stored))
+		}
+		t.Logf("after the rotation: %d Secrets in etcd, all under %s, all %d read through the API", len(stored), after.Name, len(names))
 		got := k.must(t, "get", "secret", secret, "-o", "jsonpath={.data.password}")
 		if got != base64.StdEncoding.EncodeToString([]byte(password)) {
 			t.Errorf("secret %s reads %q after the rotation", secret, got)
