@@ -85,6 +85,19 @@ func createEtcdUser(ctx context.Context, h *host.Host) error {
 // copied for the etcd user, who cannot read the keys in place. systemd
 // makes the RuntimeDirectory (etcd's, 0700) before these run; -D makes it
 // anyway should one not, and the copies are etcd's and 0400 either way.
+// etcdReload refreshes a running etcd's copies, each renamed into place
+// whole: etcd reads its certificate files again at each TLS handshake, so
+// a renewal restarts nothing (as when it read them in place).
+func etcdReload() string {
+	var steps []string
+	for _, f := range etcdTLSFiles {
+		tmp := etcdTLS("." + f + ".new")
+		steps = append(steps, fmt.Sprintf("/usr/bin/install -m 0400 -o %s -g %s %s %s && /bin/mv -f %s %s",
+			EtcdUser, EtcdUser, pki("etcd/"+f), tmp, tmp, etcdTLS(f)))
+	}
+	return "+/bin/sh -c '" + strings.Join(steps, " && ") + "'"
+}
+
 func etcdStartPre() []string {
 	owner := EtcdUser + ":" + EtcdUser
 	src := make([]string, len(etcdTLSFiles))
@@ -97,32 +110,6 @@ func etcdStartPre() []string {
 		"+/bin/chown -R " + owner + " " + EtcdDataDir,
 		fmt.Sprintf("+/usr/bin/install -D -m 0400 -o %s -g %s -t %s %s", EtcdUser, EtcdUser, EtcdTLSDir, strings.Join(src, " ")),
 	}
-}
-
-// refreshEtcdTLS gives a running etcd the TLS files that changed among
-// written: it reads its copies again at each handshake (as it reads files
-// in place), so a renewal restarts nothing. Each copy is renamed into
-// place whole.
-func refreshEtcdTLS(ctx context.Context, h *host.Host, written []string) error {
-	var script []string
-	for _, f := range etcdTLSFiles {
-		if !slices.Contains(written, pki("etcd/"+f)) {
-			continue
-		}
-		tmp := etcdTLS("." + f + ".new")
-		script = append(script, fmt.Sprintf("install -m 0400 -o %s -g %s %s %s && mv -f %s %s",
-			EtcdUser, EtcdUser, pki("etcd/"+f), tmp, tmp, etcdTLS(f)))
-	}
-	if len(script) == 0 {
-		return nil
-	}
-	// Only where the unit made its directory: a stopped etcd copies at
-	// its start.
-	_, err := h.Run(ctx, "if [ -d "+EtcdTLSDir+" ]; then "+strings.Join(script, " && ")+"; fi")
-	if err != nil {
-		return fmt.Errorf("give etcd its renewed certificates in %s: %w", EtcdTLSDir, err)
-	}
-	return nil
 }
 
 func etcdURL(addr netip.Addr, port int) string { return cluster.EtcdURL(addr, port) }
@@ -193,6 +180,7 @@ func (p *etcdPhase) desired(h *host.Host) (Desired, error) {
 		Environment:      []string{"KUBEFORGE_BINARY=" + binaryID(p.env, "etcd")},
 		EnvironmentFile:  EtcdInitialClusterFile,
 		ExecStartPre:     etcdStartPre(),
+		ExecReload:       etcdReload(),
 		Exec:             bin("etcd"),
 		Args:             args,
 		LimitNOFILE:      65536,
@@ -200,7 +188,7 @@ func (p *etcdPhase) desired(h *host.Host) (Desired, error) {
 	if err != nil {
 		return Desired{}, err
 	}
-	return Desired{Files: files, Services: []Service{{Name: "etcd", Unit: u, Inputs: inputs}}}, nil
+	return Desired{Files: files, Services: []Service{{Name: "etcd", Unit: u, Inputs: inputs, Reload: true}}}, nil
 }
 
 // membership is what the etcd phase learns before it starts a member.
@@ -328,9 +316,6 @@ func (p *etcdPhase) Run(ctx context.Context, h *host.Host) error {
 	if err := createEtcdUser(ctx, h); err != nil {
 		return err
 	}
-	if err := refreshEtcdTLS(ctx, h, written.Files); err != nil {
-		return err
-	}
 	m, err := p.inspect(ctx, h)
 	if err != nil {
 		return err
@@ -358,7 +343,9 @@ func (p *etcdPhase) Run(ctx context.Context, h *host.Host) error {
 			return err
 		}
 	}
-	if _, err := d.Apply(ctx, h); err != nil {
+	// The certificates written above count as changed: a running etcd
+	// takes them with a reload (its copies refreshed), not a restart.
+	if _, err := d.Apply(ctx, h, written.Files...); err != nil {
 		return err
 	}
 	if learner {

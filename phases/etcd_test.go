@@ -313,7 +313,7 @@ func TestEtcdRunsAsItsOwnUser(t *testing.T) {
 	for name, tc := range map[string]struct{ states, want string }{
 		"converged": {same.String(), ""},
 		"key given to etcd": {strings.Replace(same.String(), "600 root:root", "600 etcd:etcd", 1),
-			"write " + pki("etcd/server.key") + ",restart etcd"},
+			"write " + pki("etcd/server.key") + ",reload etcd"},
 	} {
 		c, err := d.Diff(context.Background(), host.New(env.Cluster.Host("cp1"), &scriptedHost{states: tc.states, active: "active\n"}))
 		if got := strings.Join(c.Lines(), ","); err != nil || got != tc.want {
@@ -353,26 +353,28 @@ func TestSnapshotRestoreGivesEtcdItsData(t *testing.T) {
 }
 
 // A renewal's new etcd certificates reach the copies a running etcd reads
-// (it reads them again at each handshake): no restart, and nothing for
-// files etcd does not read.
-func TestRefreshEtcdTLS(t *testing.T) {
+// (it reads them again at each handshake): the certificates are inputs
+// that reload etcd, not restart it, and its reload renames each fresh
+// copy into place whole.
+func TestEtcdReloadRefreshesCopies(t *testing.T) {
 	env := etcdEnv(t)
-	// The fake takes an install for a staged upload: give it one.
-	e := &etcdHost{pending: strings.NewReader(""), staged: map[string]string{}}
-	h := host.New(env.Cluster.Host("cp1"), e)
-	if err := refreshEtcdTLS(context.Background(), h, []string{pki("etcd/healthcheck-client.crt")}); err != nil || len(e.ran) != 0 {
-		t.Fatalf("a file etcd does not read: ran %v, %v", e.ran, err)
-	}
-	if err := refreshEtcdTLS(context.Background(), h, []string{pki("etcd/server.crt"), pki("etcd/server.key")}); err != nil {
+	p := &etcdPhase{env: env}
+	d, err := p.desired(host.New(env.Cluster.Host("cp1"), &etcdHost{}))
+	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := strings.Join(e.ran, "\n")
-	for _, want := range []string{"if [ -d /run/etcd ]", "install -m 0400 -o etcd -g etcd /etc/kubernetes/pki/etcd/server.key /run/etcd/.server.key.new && mv -f /run/etcd/.server.key.new /run/etcd/server.key"} {
-		if !strings.Contains(cmd, want) {
-			t.Errorf("lacks %q:\n%s", want, cmd)
+	svc := d.Services[0]
+	if !svc.Reload || !slices.Contains(svc.Inputs, pki("etcd/server.key")) {
+		t.Fatalf("etcd: reload %v, inputs %v", svc.Reload, svc.Inputs)
+	}
+	unit := string(svc.Unit)
+	for _, f := range etcdTLSFiles {
+		want := "/usr/bin/install -m 0400 -o etcd -g etcd /etc/kubernetes/pki/etcd/" + f + " /run/etcd/." + f + ".new && /bin/mv -f /run/etcd/." + f + ".new /run/etcd/" + f
+		if !strings.Contains(unit, want) {
+			t.Errorf("ExecReload lacks %q:\n%s", want, unit)
 		}
 	}
-	if strings.Contains(cmd, "peer") || strings.Contains(cmd, "restart") {
-		t.Errorf("copied what did not change, or restarted:\n%s", cmd)
+	if !strings.Contains(unit, "ExecReload=+/bin/sh -c '") {
+		t.Errorf("the reload does not run as root:\n%s", unit)
 	}
 }
