@@ -100,13 +100,16 @@ func (e *Encryption) AddKey(now time.Time) (added bool, err error) {
 	if len(e.Keys) > 1 || (e.PlaintextWrites && len(e.Keys) > 0) {
 		return false, nil
 	}
+	if len(e.Keys) > 0 {
+		// The new key's name must sort last, and say when it was made:
+		// two rotations within a second take the next second.
+		if last, ok := e.Keys[0].Created(); ok && !now.After(last) {
+			now = last.Add(time.Second)
+		}
+	}
 	k, err := NewEncryptionKey(now)
 	if err != nil {
 		return false, err
-	}
-	if len(e.Keys) > 0 && k.Name <= e.Keys[0].Name {
-		// Two rotations within a second: the new key must sort last.
-		k.Name = e.Keys[0].Name + "x"
 	}
 	e.Keys = append(e.Keys, k)
 	return true, nil

@@ -47,8 +47,6 @@ const (
 type keyStagePhase struct {
 	env   *Env
 	stage keyStage
-	// now is the clock of a new key (tests).
-	now func() time.Time
 	// restarting lets one API server restart at a time, the others
 	// reloading meanwhile.
 	restarting sync.Mutex
@@ -57,11 +55,11 @@ type keyStagePhase struct {
 func (p *keyStagePhase) Title() string {
 	switch p.stage {
 	case stageAdd:
-		return "New encryption key, reading only, on each API server in turn"
+		return "New encryption key, reading only, on every API server"
 	case stageWrite:
-		return "New key encrypts, on each API server in turn"
+		return "New key encrypts, on every API server"
 	}
-	return "Old keys dropped, on each API server in turn"
+	return "Old keys dropped, on every API server"
 }
 
 // next is the stage's configuration, from the state directory's.
@@ -70,16 +68,12 @@ func (p *keyStagePhase) next() (e *certs.Encryption, note string, err error) {
 	if err != nil {
 		return nil, "", err
 	}
-	switch p.stage {
-	case stageAdd:
+	switch {
+	case p.stage == stageAdd:
 		if e == nil { // a cluster made before encryption
 			e = &certs.Encryption{PlaintextWrites: true}
 		}
-		now := time.Now
-		if p.now != nil {
-			now = p.now
-		}
-		added, err := e.AddKey(now())
+		added, err := e.AddKey(time.Now())
 		if err != nil {
 			return nil, "", err
 		}
@@ -87,15 +81,11 @@ func (p *keyStagePhase) next() (e *certs.Encryption, note string, err error) {
 			return e, fmt.Sprintf("a rotation is under way (to %s): finishing it", e.Newest().Name), nil
 		}
 		return e, fmt.Sprintf("key %s made", e.Newest().Name), nil
-	case stageWrite:
-		if e == nil {
-			return nil, "", errors.New("no encryption configuration in the state directory: run the key-add phase first")
-		}
+	case e == nil:
+		return nil, "", errors.New("no encryption configuration in the state directory: run the key-add phase first")
+	case p.stage == stageWrite:
 		e.PromoteNewest()
 		return e, fmt.Sprintf("key %s writes", e.Newest().Name), nil
-	}
-	if e == nil {
-		return nil, "", errors.New("no encryption configuration in the state directory: run the key-add phase first")
 	}
 	if err := e.DropOld(); err != nil {
 		return nil, "", err
@@ -192,11 +182,12 @@ func (p *keyStagePhase) Run(ctx context.Context, h *host.Host) error {
 	if _, err := api.Apply(ctx, h); err != nil {
 		return err
 	}
-	f, err := p.file()
-	if err != nil {
-		return err
+	var want string
+	for _, f := range api.Files {
+		if f.Path == EncryptionConfigFile {
+			want = "sha256:" + host.SumOf(f.Data)
+		}
 	}
-	want := "sha256:" + host.SumOf(f.Data)
 	var have string
 	err = wait.For(ctx, reloadTimeout, func() (bool, error) {
 		var err error
@@ -225,38 +216,49 @@ const secretsPrefix = "/registry/secrets/"
 // secretsRewritePhase stores every Secret again through the API, so the
 // writing key encrypts it, and checks in etcd that none is left stored
 // otherwise: only then may the old keys go.
-type secretsRewritePhase struct{ env *Env }
+type secretsRewritePhase struct {
+	env *Env
+	// writer and etcd are read once (Prepare): Plan and the two checks
+	// of Run ask the same.
+	writer certs.EncryptionKey
+	etcd   cluster.Etcd
+}
 
 func (*secretsRewritePhase) Title() string {
 	return "Rewrite every Secret with the writing key, checked in etcd"
 }
 
-// stale lists the Secrets ("namespace/name") that etcd holds under
-// another key than the writer, or in plaintext, and how many there are.
-func (p *secretsRewritePhase) stale(ctx context.Context) (writer certs.EncryptionKey, stale []string, total int, err error) {
+// Prepare reads the writing key and finds a healthy etcd member.
+func (p *secretsRewritePhase) Prepare(ctx context.Context) error {
+	if p.env.DryRun { // the steps before wrote nothing: Plan says what
+		return nil
+	}
 	e, err := certs.ReadEncryption(p.env.StateDir.PKI())
 	if err != nil {
-		return writer, nil, 0, err
+		return err
 	}
 	if e == nil {
-		return writer, nil, 0, errors.New("no encryption configuration in the state directory: run 'kubeforge secrets rotate-key'")
+		return errors.New("no encryption configuration in the state directory: run 'kubeforge secrets rotate-key'")
 	}
-	writer, ok := e.Writer()
-	if !ok {
-		return writer, nil, 0, errors.New("no key writes yet: the key-write phase comes first")
+	var ok bool
+	if p.writer, ok = e.Writer(); !ok {
+		return errors.New("no key writes yet: the key-write phase comes first")
 	}
 	member, err := p.env.Client.HealthyEtcdMember(ctx)
 	if err != nil {
-		return writer, nil, 0, err
+		return err
 	}
-	etcd, err := p.env.Client.EtcdOn(ctx, member)
+	p.etcd, err = p.env.Client.EtcdOn(ctx, member)
+	return err
+}
+
+// stale lists the Secrets ("namespace/name") that etcd holds under
+// another key than the writer, or in plaintext, and how many there are.
+func (p *secretsRewritePhase) stale(ctx context.Context) (stale []string, total int, err error) {
+	prefix := []byte(p.writer.StoragePrefix())
+	stored, err := p.etcd.Stored(ctx, secretsPrefix, len(prefix))
 	if err != nil {
-		return writer, nil, 0, err
-	}
-	prefix := []byte(writer.StoragePrefix())
-	stored, err := etcd.Stored(ctx, secretsPrefix, len(prefix))
-	if err != nil {
-		return writer, nil, 0, err
+		return nil, 0, err
 	}
 	for key, value := range stored {
 		if !bytes.Equal(value, prefix) {
@@ -264,14 +266,14 @@ func (p *secretsRewritePhase) stale(ctx context.Context) (writer certs.Encryptio
 		}
 	}
 	sort.Strings(stale)
-	return writer, stale, len(stored), nil
+	return stale, len(stored), nil
 }
 
 func (p *secretsRewritePhase) Plan(ctx context.Context, _ *host.Host) ([]string, error) {
 	if p.env.DryRun {
 		return []string{"rewrite every Secret not yet stored with the new key"}, nil
 	}
-	_, stale, total, err := p.stale(ctx)
+	stale, total, err := p.stale(ctx)
 	if err != nil || len(stale) == 0 {
 		return nil, err
 	}
@@ -279,7 +281,7 @@ func (p *secretsRewritePhase) Plan(ctx context.Context, _ *host.Host) ([]string,
 }
 
 func (p *secretsRewritePhase) Run(ctx context.Context, _ *host.Host) error {
-	writer, stale, total, err := p.stale(ctx)
+	stale, total, err := p.stale(ctx)
 	if err != nil {
 		return err
 	}
@@ -291,15 +293,15 @@ func (p *secretsRewritePhase) Run(ctx context.Context, _ *host.Host) error {
 	}
 	// A conflict or a Secret written meanwhile is stored with the writer
 	// already; anything else still stale is a reason to keep the old key.
-	_, left, _, err := p.stale(ctx)
+	left, _, err := p.stale(ctx)
 	if err != nil {
 		return err
 	}
 	if len(left) > 0 {
 		return fmt.Errorf("%d Secrets are still stored without key %s (%s): the old key stays; run the command again",
-			len(left), writer.Name, strings.Join(first(left, 5), ", "))
+			len(left), p.writer.Name, strings.Join(first(left, 5), ", "))
 	}
-	fmt.Fprintf(p.env.Out, "[secrets-rewrite] %d of %d Secrets rewritten; all are encrypted with key %s\n", len(stale), total, writer.Name)
+	fmt.Fprintf(p.env.Out, "[secrets-rewrite] %d of %d Secrets rewritten; all are encrypted with key %s\n", len(stale), total, p.writer.Name)
 	return nil
 }
 

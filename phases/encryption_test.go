@@ -40,11 +40,14 @@ func TestSecretsRewriteFindsStale(t *testing.T) {
 		Connect: func(_ context.Context, spec *config.Host) (*host.Host, error) { return host.New(spec, fake), nil },
 		NewEtcd: func(context.Context, *host.Host, []string) (cluster.Etcd, error) { return &fake.etcd, nil }})
 	p := &secretsRewritePhase{env: env}
-	w, stale, total, err := p.stale(context.Background())
+	if err := p.Prepare(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	stale, total, err := p.stale(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.Name != writer.Name || total != 3 || !slices.Equal(stale, []string{"default/old", "default/plain"}) {
+	if w := p.writer; w.Name != writer.Name || total != 3 || !slices.Equal(stale, []string{"default/old", "default/plain"}) {
 		t.Errorf("writer %s, %d Secrets, stale %v; want %s, 3, [default/old default/plain]", w.Name, total, stale, writer.Name)
 	}
 }
