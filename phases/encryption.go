@@ -156,7 +156,10 @@ func (p *keyStagePhase) file() (File, error) {
 
 // reloadTimeout bounds the wait for an API server to reload its
 // encryption configuration: it looks at the file once a minute.
-const reloadTimeout = 3 * time.Minute
+const (
+	reloadTimeout = 3 * time.Minute
+	reloadPoll    = 3 * time.Second
+)
 
 // Run takes the host's API server onto the configuration. One that runs
 // with --encryption-provider-config-automatic-reload reloads the file by
@@ -189,7 +192,9 @@ func (p *keyStagePhase) Run(ctx context.Context, h *host.Host) error {
 		}
 	}
 	var have string
-	err = wait.For(ctx, reloadTimeout, func() (bool, error) {
+	// The API server looks at the file once a minute, and its metrics
+	// come whole (megabytes): every few seconds is soon enough.
+	err = wait.Every(ctx, reloadTimeout, reloadPoll, func() (bool, error) {
 		var err error
 		have, err = p.env.Client.EncryptionConfigHash(ctx, h)
 		return err == nil && have == want, nil

@@ -23,8 +23,18 @@ const (
 // or ctx ends. Other errors mean "not yet": the last one is in the
 // timeout's error.
 func For(ctx context.Context, timeout time.Duration, check func() (bool, error)) error {
+	return poll(ctx, timeout, PollFirst, PollMax, check)
+}
+
+// Every is For at a fixed interval, for a condition that changes on a
+// known period and whose check is not cheap (a component's metrics, read
+// whole, of something that reloads once a minute).
+func Every(ctx context.Context, timeout, interval time.Duration, check func() (bool, error)) error {
+	return poll(ctx, timeout, interval, interval, check)
+}
+
+func poll(ctx context.Context, timeout, interval, most time.Duration, check func() (bool, error)) error {
 	deadline := time.Now().Add(timeout)
-	interval := PollFirst
 	var last error
 	for {
 		ok, err := check()
@@ -49,7 +59,7 @@ func For(ctx context.Context, timeout time.Duration, check func() (bool, error))
 			return ctx.Err()
 		case <-time.After(interval):
 		}
-		interval = min(interval*3/2, PollMax)
+		interval = min(interval*3/2, most)
 	}
 }
 
