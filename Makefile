@@ -3,6 +3,7 @@
 #   make demo        build everything, start a lab and bring a cluster up in it
 #   make test        lint + unit tests + bundle integration test (+ lab e2e)
 #   make bundle      build every component from source into dist/
+#   make bundle K8S=1.36   the same for another supported minor, into dist-k8s-1.36/
 #
 SHELL       := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -15,8 +16,23 @@ VERSION     ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || e
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 BUILD_DATE  := $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
 
+# The Kubernetes minors kubeforge builds and supports: the newest is the
+# default (components/kube/go.mod); each older one has its own module file
+# there (k8s-1.36.mod, written by components/kube/pin.sh), and so has the
+# CoreDNS that goes with it (components/coredns/k8s-1.36.mod). K8S=1.36
+# builds that one, into bin/k8s-1.36 and dist-k8s-1.36 so the default's stay.
+# flannel, the CNI plugins, containerd, runc, crictl and keepalived are the
+# same for every minor.
+K8S_WINDOW  := 1.35 1.36 1.37
+K8S_DEFAULT := $(lastword $(K8S_WINDOW))
+K8S         ?= $(K8S_DEFAULT)
+ifeq ($(filter $(K8S),$(K8S_WINDOW)),)
+$(error K8S=$(K8S): kubeforge builds Kubernetes $(K8S_WINDOW); pick one of those)
+endif
+KUBE_MODFILE := $(if $(filter $(K8S),$(K8S_DEFAULT)),go.mod,k8s-$(K8S).mod)
+
 # Upstream versions, read from the go.mod files that pin them.
-KUBE_VERSION    := $(shell $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes)
+KUBE_VERSION    := $(shell cd components/kube && $(GO) list -modfile=$(KUBE_MODFILE) -m -f '{{.Version}}' k8s.io/kubernetes)
 KUBE_MAJOR      := $(patsubst v%,%,$(word 1,$(subst ., ,$(KUBE_VERSION))))
 KUBE_MINOR      := $(word 2,$(subst ., ,$(KUBE_VERSION)))
 FLANNEL_VERSION := $(shell cd components/flanneld && $(GO) list -m -f '{{.Version}}' github.com/flannel-io/flannel)
@@ -25,8 +41,8 @@ CONTAINERD_VERSION := $(shell cd components/containerd && $(GO) list -m -f '{{.V
 CRICTL_VERSION  := $(shell cd components/crictl && $(GO) list -m -f '{{.Version}}' sigs.k8s.io/cri-tools)
 
 BUILDFLAGS := -trimpath
-BIN        := $(CURDIR)/bin
-DIST       := $(CURDIR)/dist
+BIN        := $(CURDIR)/bin$(if $(filter $(K8S),$(K8S_DEFAULT)),,/k8s-$(K8S))
+DIST       := $(CURDIR)/dist$(if $(filter $(K8S),$(K8S_DEFAULT)),,-k8s-$(K8S))
 # zstd: smaller (docs/benchmarks.md); hosts unpack it with kube-unpack,
 # which kubeforge uploads beside it. gzip: hosts unpack it with their own tar.
 COMPRESSION ?= zstd
@@ -41,7 +57,7 @@ KUBEFORGE_X := -X 'github.com/kubeforge/kubeforge/internal/version.Version=$(VER
 # Each nested module under components/ builds with its own dependency set.
 # The ones that only pin upstream programs (containerd, runc, crictl: a
 # tools.go) have no package of ours to test or vet.
-MODULES := . components/coredns components/flanneld components/cni
+MODULES := . components/kube components/coredns components/flanneld components/cni
 
 .PHONY: all build kubeforge kube components pause coredns flanneld cni containerd runc crictl keepalived apicheck unpack bundle \
         test unit fuzz integration e2e e2e-run e2e-ha e2e-ha-run e2e-airgap e2e-airgap-run e2e-certs e2e-certs-run e2e-lifecycle e2e-lifecycle-run e2e-cis e2e-cis-run kube-bench demo bench bench-kubeadm lint fmt vet clean
@@ -56,13 +72,13 @@ kubeforge:
 	$(GO) build $(BUILDFLAGS) -ldflags "$(KUBEFORGE_X)" -o $(BIN)/kubeforge ./cmd/kubeforge
 
 kube:
-	$(GO) build $(BUILDFLAGS) -ldflags "-s -w $(kube_x)" -o $(BIN)/kube ./components/kube
+	cd components/kube && $(GO) build -modfile=$(KUBE_MODFILE) $(BUILDFLAGS) -ldflags "-s -w $(kube_x)" -o $(BIN)/kube .
 
 pause:
 	$(GO) build $(BUILDFLAGS) -ldflags "-s -w" -o $(BIN)/pause ./components/pause
 
 coredns:
-	cd components/coredns && $(GO) build $(BUILDFLAGS) -ldflags "-s -w" -o $(BIN)/coredns .
+	cd components/coredns && $(GO) build -modfile=$(KUBE_MODFILE) $(BUILDFLAGS) -ldflags "-s -w" -o $(BIN)/coredns .
 
 flanneld:
 	cd components/flanneld && $(GO) build $(BUILDFLAGS) \
@@ -207,7 +223,7 @@ vet:
 	$(GO) vet -tags integration ./test/...
 
 clean:
-	rm -rf $(BIN) $(DIST) $(CURDIR)/.build
+	rm -rf $(CURDIR)/bin $(CURDIR)/dist $(CURDIR)/dist-k8s-* $(CURDIR)/.build
 
 # The HA acceptance: 3 control planes + 2 workers behind the VIP, failover,
 # and joins on the node and over SSH, on a lab of 8 hosts. About 10 minutes.

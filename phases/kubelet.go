@@ -124,7 +124,7 @@ func (p *kubeletPhase) kubeletConfig(h *host.Host, s nodeState) ([]byte, error) 
 		ProtectKernelDefaults: s.protectKernel,
 	}
 	if facts.CgroupVersion == 1 {
-		cfg.FailCgroupV1 = &f // Kubernetes 1.35 still runs on cgroup v1 when told to
+		cfg.FailCgroupV1 = &f // Kubernetes 1.35 to 1.37 still run on cgroup v1 when told to
 	}
 	if c.Spec.Kubelet.AllowSwap {
 		cfg.FailSwapOn = &f

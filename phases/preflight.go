@@ -82,7 +82,7 @@ func (p *preflightPhase) Run(ctx context.Context, h *host.Host) error {
 			f.SwapBytes>>20)
 	}
 	if f.CgroupVersion == 1 {
-		warn("cgroup v1: the kubelet runs with failCgroupV1: false; Kubernetes 1.35 is the last minor release that supports it")
+		warn("cgroup v1: the kubelet runs with failCgroupV1: false; upstream deprecated cgroup v1 (containerd 2.2 and Kubernetes): move the host to cgroup v2")
 	}
 	if isCP && f.CPUs < 2 {
 		fail("NumCPU", "%d CPU: a control plane needs at least 2", f.CPUs)

@@ -113,6 +113,13 @@ func (m *Manifest) Program(name string) (File, Program, bool) {
 	return File{}, Program{}, false
 }
 
+// Kubernetes is the Kubernetes release the bundle installs (its kubelet's
+// version, v1.37.2), or "" when it has no kubelet.
+func (m *Manifest) Kubernetes() string {
+	_, p, _ := m.Program("kubelet")
+	return p.Version
+}
+
 // Image returns the named image.
 func (m *Manifest) Image(name string) (Image, bool) {
 	for _, img := range m.Images {

@@ -5,39 +5,60 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/semver"
 )
 
 // allowedDrift lists modules linked into kube at a version other than the
-// one k8s.io/kubernetes pins, with the reason. Keep it empty where possible:
-// every entry is a dependency Kubernetes was not tested with.
+// one k8s.io/kubernetes (or, where it asks for more, etcd) pins, with the
+// reason. Keep it empty where possible: every entry is a dependency neither
+// project was tested with.
 var allowedDrift = map[string]string{}
 
-// TestLinkedWithKubernetesPins guards the multicall binary against the
-// kubeforge CLI's own dependencies: one go.mod serves both, and a newer
-// library pulled in for the CLI would silently change what the cluster runs.
-func TestLinkedWithKubernetesPins(t *testing.T) {
-	goMod := goList(t, "list", "-m", "-f", "{{.GoMod}}", "k8s.io/kubernetes")
-	data, err := os.ReadFile(goMod)
+// TestLinkedWithUpstreamPins holds the multicall binary to its upstreams:
+// every module is linked at the version Kubernetes pins, or at the higher one
+// the etcd release beside it requires (the one build list holds both). Run it
+// for each minor's module file, go.mod (the default) and k8s-*.mod: go list
+// reads them without building anything.
+func TestLinkedWithUpstreamPins(t *testing.T) {
+	modfiles, err := filepath.Glob("k8s-*.mod")
 	if err != nil {
 		t.Fatal(err)
 	}
-	kmod, err := modfile.Parse(goMod, data, nil)
-	if err != nil {
-		t.Fatal(err)
+	for _, f := range append([]string{"go.mod"}, modfiles...) {
+		t.Run(f, func(t *testing.T) { checkPins(t, "-modfile="+f) })
 	}
-	pinned := map[string]string{}
-	for _, r := range kmod.Require {
-		if !strings.HasPrefix(r.Mod.Version, "v0.0.0") { // staging modules: pinned by our replace lines
-			pinned[r.Mod.Path] = r.Mod.Version
+}
+
+func checkPins(t *testing.T, modfileFlag string) {
+	pinned, by := map[string]string{}, map[string]string{}
+	for _, mod := range []string{"k8s.io/kubernetes", "go.etcd.io/etcd/server/v3", "go.etcd.io/etcd/etcdctl/v3", "go.etcd.io/etcd/etcdutl/v3"} {
+		goMod := goList(t, "list", modfileFlag, "-m", "-f", "{{.GoMod}}", mod)
+		data, err := os.ReadFile(goMod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := modfile.Parse(goMod, data, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range f.Require {
+			v := r.Mod.Version
+			if strings.HasPrefix(v, "v0.0.0") && strings.HasPrefix(r.Mod.Path, "k8s.io/") {
+				continue // staging modules: pinned by the replace lines
+			}
+			if old, ok := pinned[r.Mod.Path]; !ok || semver.Compare(v, old) > 0 {
+				pinned[r.Mod.Path], by[r.Mod.Path] = v, mod
+			}
 		}
 	}
 
 	linked := map[string]string{}
-	out := goList(t, "list", "-deps", "-json=Module", ".")
+	out := goList(t, "list", modfileFlag, "-deps", "-json=Module", ".")
 	dec := json.NewDecoder(strings.NewReader(out))
 	for dec.More() {
 		var p struct {
@@ -71,8 +92,8 @@ func TestLinkedWithKubernetesPins(t *testing.T) {
 			t.Logf("%s: %s instead of %s: %s", path, got, want, reason)
 			continue
 		}
-		t.Errorf("%s is linked at %s, Kubernetes %s pins %s: pin it back in go.mod (go get %s@%s)",
-			path, got, linked["k8s.io/kubernetes"], want, path, want)
+		t.Errorf("%s is linked at %s, %s (with Kubernetes %s) pins %s: pin it back in the module file (go get %s@%s)",
+			path, got, by[path], linked["k8s.io/kubernetes"], want, path, want)
 	}
 	for _, staging := range []string{"k8s.io/api", "k8s.io/client-go", "k8s.io/apiserver", "k8s.io/kubelet"} {
 		if got, want := linked[staging], "v0"+strings.TrimPrefix(linked["k8s.io/kubernetes"], "v1"); got != want {

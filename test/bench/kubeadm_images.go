@@ -57,10 +57,10 @@ type kubeadmVersions struct {
 	CoreDNSTag string // v1.13.2
 }
 
-// The version of the pause image kubeadm v1.35 names (constants.PauseVersion).
+// The version of the pause image kubeadm v1.37 names (constants.PauseVersion).
 // Our pause is the bundle's own build; the sandbox protocol has no version
 // to match, so it is tagged with the name kubeadm and containerd look for.
-const kubeadmPauseTag = "3.10.1"
+const kubeadmPauseTag = "3.10.2"
 
 // kubeadmImagesFile is the archive's name in the cache directory.
 const kubeadmImagesFile = "kubeadm-images.tar"

@@ -152,7 +152,7 @@ func TestHosts(t *testing.T) {
 		}
 		t.Logf("bundle upload to 3 hosts: first %s, second %s", first.duration.Round(10*time.Millisecond), second.duration.Round(10*time.Millisecond))
 		for _, n := range names {
-			if out := onHost(t, n, "/opt/kubeforge/current/bin/kube kubelet --version"); !strings.HasPrefix(out, "Kubernetes v1.35.") {
+			if out := onHost(t, n, "/opt/kubeforge/current/bin/kube kubelet --version"); !strings.HasPrefix(out, "Kubernetes "+distKubernetes(t)) {
 				t.Errorf("%s: %s", n, out)
 			}
 		}

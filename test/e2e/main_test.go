@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubeforge/kubeforge/components/bundle"
 	"github.com/kubeforge/kubeforge/test/lab"
 )
 
@@ -45,6 +46,17 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(m.Run())
+}
+
+// distKubernetes is the Kubernetes release of the bundle under test
+// (v1.37.2): what every node should run.
+func distKubernetes(t *testing.T) string {
+	t.Helper()
+	m, err := bundle.Load(distDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Kubernetes()
 }
 
 // result is one kubeforge run.

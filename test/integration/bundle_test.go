@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/kubeforge/kubeforge/components/bundle"
+	"github.com/kubeforge/kubeforge/internal/version"
 )
 
 func loadDist(t *testing.T) (string, *bundle.Manifest) {
@@ -72,8 +73,12 @@ func selfReported(t *testing.T, file, program string) string {
 // and that the archive holds exactly the manifest's files.
 func TestBundleVersionsAgree(t *testing.T) {
 	dir, m := loadDist(t)
-	want := map[string]string{ // program -> expected major.minor prefix (the pins of go.mod)
-		"kube-apiserver": "v1.35.", "kubelet": "v1.35.", "kubectl": "v1.35.", "etcd": "v3.6.",
+	if err := version.CheckKubernetes(m.Kubernetes()); err != nil {
+		t.Fatal(err)
+	}
+	kube := "v" + version.Minor(m.Kubernetes()) + "." // a minor of the window: make bundle K8S=
+	want := map[string]string{                        // program -> expected major.minor prefix (the pins of the module files)
+		"kube-apiserver": kube, "kubelet": kube, "kubectl": kube, "etcd": "v3.",
 		"containerd": "v2.4.", "ctr": "v2.4.", "containerd-shim-runc-v2": "v2.4.", "runc": "v1.5.",
 		"crictl": "v1.37.", "keepalived": "v2.2.7",
 	}

@@ -34,6 +34,8 @@ spec:
 		{"missing settings file", []string{"--config", filepath.Join(dir, "nope.yaml"), "version"}, ExitUsage, "settings file"},
 		{"unknown certificate", []string{"certs", "renew", "apiservr", "--dir", dir}, ExitUsage, `did you mean "apiserver"`},
 		{"missing bundle", []string{"init", "-f", ok, "--bundle", filepath.Join(dir, "nope"), "--state-dir", state}, ExitUsage, "--bundle"},
+		{"bundle outside the window", []string{"init", "-f", ok, "--bundle", writeBundleOf(t, "v1.34.4"), "--state-dir", state}, ExitInvalid,
+			"Kubernetes v1.34.4 is not one this kubeforge installs (1.35, 1.36, 1.37)"},
 		{"unknown command", []string{"inti"}, ExitUsage, `did you mean "init"`},
 		{"unknown phase", []string{"init", "phase", "etdc"}, ExitUsage, `did you mean "etcd"`},
 		{"unknown command with -f", []string{"nosuchcmd", "-f", "x.yaml"}, ExitUsage, `unknown command "nosuchcmd" for "kubeforge"`},

@@ -51,7 +51,9 @@ pause image.`,
 
 // versionReport is what `version -o json` prints.
 type versionReport struct {
-	Kubeforge   version.Info         `json:"kubeforge"`
+	Kubeforge version.Info `json:"kubeforge"`
+	// Kubernetes: the minors this kubeforge installs, oldest first.
+	Kubernetes  []string             `json:"kubernetes"`
 	Bundle      string               `json:"bundle,omitempty"`
 	BundleError string               `json:"bundleError,omitempty"`
 	Components  []bundle.Component   `json:"components,omitempty"`
@@ -68,7 +70,7 @@ type bundleManifestBrief struct {
 }
 
 func runVersion(deps *Deps, opts *VersionOptions) error {
-	report := versionReport{Kubeforge: version.Get()}
+	report := versionReport{Kubeforge: version.Get(), Kubernetes: version.KubernetesMinors}
 	dir, m, err := loadBundle(opts.Bundle)
 	if err != nil {
 		report.BundleError = err.Error()
@@ -85,6 +87,7 @@ func runVersion(deps *Deps, opts *VersionOptions) error {
 	}
 	k := report.Kubeforge
 	fmt.Fprintf(out, "kubeforge %s (%s, %s)\n", k.Version, k.GoVersion, k.Platform)
+	fmt.Fprintf(out, "installs  Kubernetes %s (make bundle K8S=<minor>)\n", strings.Join(report.Kubernetes, ", "))
 	if err != nil {
 		fmt.Fprintf(deps.IO.ErrOut, "bundle: %v\n", err)
 		return nil
@@ -110,6 +113,17 @@ func runVersion(deps *Deps, opts *VersionOptions) error {
 // manifest, or the archive itself), else the first of the usual places
 // that holds one. It returns the directory the archive is in.
 func loadBundle(explicit string) (string, *bundle.Manifest, error) {
+	dir, m, err := findBundle(explicit)
+	if err != nil {
+		return dir, m, err
+	}
+	if err := version.CheckKubernetes(m.Kubernetes()); err != nil {
+		return dir, nil, inputError{fmt.Errorf("bundle %s: %w", dir, err)}
+	}
+	return dir, m, nil
+}
+
+func findBundle(explicit string) (string, *bundle.Manifest, error) {
 	if explicit != "" {
 		fi, err := os.Stat(explicit)
 		if err != nil {

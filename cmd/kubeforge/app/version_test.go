@@ -21,13 +21,19 @@ func run(t *testing.T, args ...string) (int, string, string) {
 
 func writeBundle(t *testing.T) string {
 	t.Helper()
+	return writeBundleOf(t, "v1.35.4")
+}
+
+// writeBundleOf writes the manifest of a bundle of Kubernetes kube.
+func writeBundleOf(t *testing.T, kube string) string {
+	t.Helper()
 	dir := t.TempDir()
 	m := &bundle.Manifest{
 		ManifestVersion: bundle.ManifestVersion, Kubeforge: "v9.9.9", OS: "linux", Arch: "amd64", GoVersion: "go1.26.8",
 		Archive: "kubeforge-bundle.tar.gz",
 		Files: []bundle.File{
 			{Path: "bin/kube", Programs: []bundle.Program{
-				{Name: "kubelet", Module: "k8s.io/kubernetes", Version: "v1.35.4"},
+				{Name: "kubelet", Module: "k8s.io/kubernetes", Version: kube},
 				{Name: "etcd", Module: "go.etcd.io/etcd/server/v3", Version: "v3.6.5"},
 			}},
 			{Path: "bin/flanneld", Programs: []bundle.Program{{Name: "flanneld", Module: "github.com/flannel-io/flannel", Version: "v0.28.10"}}},
@@ -44,6 +50,14 @@ func writeBundle(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// version names the window and the bundle's own Kubernetes.
+func TestVersionWindow(t *testing.T) {
+	code, out, _ := run(t, "version", "--bundle", writeBundleOf(t, "v1.36.5"))
+	if code != 0 || !strings.Contains(out, "installs  Kubernetes 1.35, 1.36, 1.37") || !strings.Contains(out, "v1.36.5") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
 }
 
 func TestVersionTable(t *testing.T) {
