@@ -123,6 +123,7 @@ var constructors = map[string]func(*Env) Phase{
 	"snapshot-restore":   func(env *Env) Phase { return &snapshotRestorePhase{env: env} },
 	"stop-control-plane": func(env *Env) Phase { return &stopControlPlanePhase{env: env} },
 	"status":             func(env *Env) Phase { return &statusPhase{env: env} },
+	"upgrade-read":       func(env *Env) Phase { return &upgradeReadPhase{env: env, sink: func(UpgradeHost) {}} },
 	"reset":              func(env *Env) Phase { return &resetPhase{env: env} },
 	"remove-node":        func(env *Env) Phase { return &removeNodePhase{env: env, target: &config.Host{}} },
 	"snapshot-timer":     func(env *Env) Phase { return &snapshotTimerPhase{env: env} },

@@ -188,6 +188,7 @@ type NodeStatus struct {
 	Name    string `json:"name"`
 	Ready   string `json:"ready"`
 	Kubelet string `json:"kubeletVersion"`
+	Runtime string `json:"containerRuntime"` // containerd://2.4.2
 }
 
 // EtcdStatus is an etcd member.
@@ -200,6 +201,7 @@ type EtcdStatus struct {
 	Error    string `json:"error,omitempty"`
 	DBSize   int64  `json:"dbSize"`
 	Revision int64  `json:"revision"`
+	Version  string `json:"version,omitempty"` // the member's etcd, 3.6.17
 }
 
 // ClusterStatus reads the nodes and the etcd members: the nodes from the
@@ -214,7 +216,7 @@ func ClusterStatus(ctx context.Context, env *Env) ([]NodeStatus, []EtcdStatus, e
 	var out []NodeStatus
 	for i := range nodes {
 		out = append(out, NodeStatus{Name: nodes[i].Name, Ready: string(cluster.NodeCondition(&nodes[i], corev1.NodeReady)),
-			Kubelet: nodes[i].Status.NodeInfo.KubeletVersion})
+			Kubelet: nodes[i].Status.NodeInfo.KubeletVersion, Runtime: nodes[i].Status.NodeInfo.ContainerRuntimeVersion})
 	}
 	members, err := etcdStatus(ctx, env)
 	if err != nil {
@@ -251,7 +253,7 @@ func etcdStatus(ctx context.Context, env *Env) ([]EtcdStatus, error) {
 			members = append(members, es)
 			continue
 		}
-		es.DBSize, es.Revision, es.Leader = st.DBSize, st.Revision, st.Leader == m.ID
+		es.DBSize, es.Revision, es.Leader, es.Version = st.DBSize, st.Revision, st.Leader == m.ID, st.Version
 		es.Healthy = !m.Learner
 		if !m.Learner {
 			if err := e.Health(ctx, es.Endpoint); err != nil {

@@ -35,8 +35,9 @@ func NewCmdStatus(deps *Deps, runF func(*ActionOptions, []string) error) *cobra.
 		long: `Read every host (in parallel) and the cluster, and show, what is not healthy first:
 - per host, each kubeforge service: active or not, since when, how often systemd
   restarted it, and its version (the bundle's, or the OS package's);
-- the nodes: Ready, and the kubelet's version;
-- the etcd members: voting or learner, the leader, health, database size, revision;
+- the nodes: Ready, the kubelet's and the container runtime's version;
+- the etcd members: version, voting or learner, the leader, health, database size, revision;
+- a cluster caught between two versions (kubelets, runtimes or etcd members that differ);
 - which control plane holds the VIP, and /readyz through the endpoint from here;
 - each host's certificate that expires first.
 A host that cannot be reached is a row saying so; the rest is shown all the same.
@@ -200,6 +201,7 @@ func (r *statusReport) finish() {
 			d = append(d, "etcd member "+m.Name+": "+why)
 		}
 	}
+	d = append(d, mixedVersions(r.Nodes, r.Etcd)...)
 	if r.VIP != "" && len(r.VIPHeld) != 1 {
 		d = append(d, fmt.Sprintf("VIP %s held by %d hosts %v", r.VIP, len(r.VIPHeld), r.VIPHeld))
 	}
@@ -229,6 +231,38 @@ func (r *statusReport) finish() {
 	sort.SliceStable(r.Etcd, func(i, j int) bool { return !r.Etcd[i].Healthy && r.Etcd[j].Healthy })
 }
 
+// mixedVersions flags a cluster caught between two versions (an upgrade
+// that stopped half way): the kubelets, runtimes or etcd members differ.
+func mixedVersions(nodes []phases.NodeStatus, members []phases.EtcdStatus) []string {
+	var out []string
+	check := func(what string, by map[string][]string) {
+		if len(by) < 2 {
+			return
+		}
+		var parts []string
+		for v, names := range by {
+			sort.Strings(names)
+			parts = append(parts, v+" on "+strings.Join(names, ", "))
+		}
+		sort.Strings(parts)
+		out = append(out, fmt.Sprintf("%s differ (%s): the cluster is between two versions; finish with kubeforge upgrade apply", what, strings.Join(parts, "; ")))
+	}
+	kubelets, runtimes, etcds := map[string][]string{}, map[string][]string{}, map[string][]string{}
+	for _, n := range nodes {
+		kubelets[n.Kubelet] = append(kubelets[n.Kubelet], n.Name)
+		runtimes[n.Runtime] = append(runtimes[n.Runtime], n.Name)
+	}
+	for _, m := range members {
+		if m.Version != "" {
+			etcds[m.Version] = append(etcds[m.Version], m.Name)
+		}
+	}
+	check("kubelet versions", kubelets)
+	check("container runtimes", runtimes)
+	check("etcd versions", etcds)
+	return out
+}
+
 func printStatus(out io.Writer, r *statusReport) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tSERVICE\tSTATE\tSINCE\tRESTARTS\tVERSION")
@@ -254,14 +288,14 @@ func printStatus(out io.Writer, r *statusReport) {
 	tw.Flush()
 	fmt.Fprintln(out)
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tREADY\tKUBELET")
+	fmt.Fprintln(tw, "NODE\tREADY\tKUBELET\tRUNTIME")
 	for _, n := range r.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, n.Ready, n.Kubelet)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.Name, n.Ready, n.Kubelet, n.Runtime)
 	}
 	tw.Flush()
 	fmt.Fprintln(out)
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ETCD MEMBER\tROLE\tLEADER\tHEALTH\tDB SIZE\tREVISION")
+	fmt.Fprintln(tw, "ETCD MEMBER\tVERSION\tROLE\tLEADER\tHEALTH\tDB SIZE\tREVISION")
 	for _, m := range r.Etcd {
 		role, health := "voter", "healthy"
 		if m.Learner {
@@ -270,7 +304,7 @@ func printStatus(out io.Writer, r *statusReport) {
 		if !m.Healthy {
 			health = "UNHEALTHY " + m.Error
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f MiB\t%d\n", m.Name, role, yesNo(m.Leader), health, float64(m.DBSize)/(1<<20), m.Revision)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f MiB\t%d\n", m.Name, m.Version, role, yesNo(m.Leader), health, float64(m.DBSize)/(1<<20), m.Revision)
 	}
 	tw.Flush()
 	fmt.Fprintln(out)

@@ -79,3 +79,20 @@ func TestStatusFinish(t *testing.T) {
 		})
 	}
 }
+
+// A cluster half way through an upgrade is flagged, naming who runs what.
+func TestMixedVersions(t *testing.T) {
+	nodes := []phases.NodeStatus{
+		{Name: "cp1", Kubelet: "v1.36.5", Runtime: "containerd://2.4.2"},
+		{Name: "w1", Kubelet: "v1.35.4", Runtime: "containerd://1.6.20"},
+		{Name: "w2", Kubelet: "v1.35.4", Runtime: "containerd://2.4.2"},
+	}
+	got := mixedVersions(nodes, []phases.EtcdStatus{{Name: "cp1", Version: "3.6.17"}})
+	if len(got) != 2 || !strings.Contains(got[0], "kubelet versions differ (v1.35.4 on w1, w2; v1.36.5 on cp1)") ||
+		!strings.Contains(got[1], "container runtimes differ (containerd://1.6.20 on w1; containerd://2.4.2 on cp1, w2)") {
+		t.Fatalf("got %q", got)
+	}
+	if got := mixedVersions(nodes[:1], nil); got != nil {
+		t.Errorf("one version flagged: %q", got)
+	}
+}

@@ -1,0 +1,127 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/kubeforge/kubeforge/phases"
+)
+
+// NewCmdUpgrade builds `kubeforge upgrade`.
+func NewCmdUpgrade(deps *Deps) *cobra.Command {
+	cmd := groupCmd("upgrade", "Move the cluster to the Kubernetes of a newer bundle", "")
+	cmd.AddCommand(NewCmdUpgradePlan(deps, nil))
+	return cmd
+}
+
+// UpgradePlanOptions are the own flags of `kubeforge upgrade plan`.
+type UpgradePlanOptions struct {
+	Output string
+}
+
+// NewCmdUpgradePlan builds `kubeforge upgrade plan`.
+func NewCmdUpgradePlan(deps *Deps, runF func(*ActionOptions, []string) error) *cobra.Command {
+	opts := &UpgradePlanOptions{}
+	hosts := map[string]phases.UpgradeHost{}
+	var mu sync.Mutex
+	return newActionCmd(deps, action{
+		playbook: "upgrade-plan",
+		use:      "plan -f CLUSTER_FILE --bundle ARCHIVE|DIR [-o table|json]",
+		short:    "Say what an upgrade to the bundle would change on which host, in which order, or why it cannot",
+		long: `Read every node's versions (etcd, the API server, the kubelet, the container runtime, the
+bundle it runs) and the bundle's, and print what an upgrade would change on which host, in
+the order it would go: an etcd snapshot, the control planes one at a time, the add-ons, the
+workers. Nothing on a host changes.
+
+Refused, with the reason and exit code 3, is what upstream forbids or what would not
+survive the way: a downgrade, a control plane that would skip a minor (1.35 to 1.37), a
+kubelet newer than the target or more than three minors behind, etcd 3.7 before every
+member runs 3.6.11; a node not Ready, an etcd member unhealthy or not voting, a
+certificate that expires within a day (renew first), too little disk for the new bundle
+on a host, a PodDisruptionBudget that allows no eviction (a drain would wait for ever),
+clients using an API the target no longer serves, and a cluster file that differs from
+the one the cluster was set up with.`,
+		example: `  make bundle K8S=1.36
+  kubeforge upgrade plan -f cluster.yaml --bundle dist-k8s-1.36
+  kubeforge upgrade plan -f cluster.yaml --bundle dist -o json | jq .refused`,
+		flags: func(f *pflag.FlagSet) {
+			f.StringVarP(&opts.Output, "output", "o", "table", "table or json")
+		},
+		check:    func(*ActionOptions, []string) error { return checkOutput(opts.Output) },
+		bundle:   bundleRequired,
+		progress: func(d *Deps) io.Writer { return d.IO.ErrOut },
+		setup: func(_ context.Context, _ *Deps, run *actionRun) error {
+			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
+				"upgrade-read": func(env *phases.Env) phases.Phase {
+					return phases.NewUpgradeRead(env, func(u phases.UpgradeHost) {
+						mu.Lock()
+						defer mu.Unlock()
+						hosts[u.Name] = u
+					})
+				},
+			})
+			return nil
+		},
+		after: func(ctx context.Context, _ *Deps, run *actionRun) error {
+			plan := phases.PlanUpgrade(phases.GatherUpgrade(ctx, run.Env, hosts, time.Now()))
+			if opts.Output == "json" {
+				if err := writeJSON(run.Out, plan); err != nil {
+					return err
+				}
+			} else {
+				printUpgradePlan(run.Out, run, plan)
+			}
+			if len(plan.Refused) > 0 {
+				return &upgradeRefused{n: len(plan.Refused)}
+			}
+			return nil
+		},
+	}, runF)
+}
+
+// upgradeRefused is exit 3 after the plan said why.
+type upgradeRefused struct{ n int }
+
+func (e *upgradeRefused) Error() string { return fmt.Sprintf("upgrade refused: %d reasons", e.n) }
+func (e *upgradeRefused) ExitCode() int { return ExitInvalid }
+func (e *upgradeRefused) Silent() bool  { return true }
+
+func printUpgradePlan(out io.Writer, run *actionRun, p *phases.UpgradePlan) {
+	from := p.From
+	if from == "" {
+		from = "(unknown)"
+	}
+	fmt.Fprintf(out, "Cluster %q: Kubernetes %s, the bundle %s\n\n", run.Cluster.Metadata.Name, from, p.To)
+	if len(p.Refused) > 0 {
+		fmt.Fprintln(out, "The upgrade is refused; nothing was changed:")
+		for _, r := range p.Refused {
+			fmt.Fprintf(out, "  - %s\n", r)
+		}
+		fmt.Fprintln(out)
+	}
+	if p.Nothing() {
+		fmt.Fprintf(out, "Every host already runs what the bundle has: nothing to upgrade.\n")
+		return
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tCOMPONENT\tNOW\tAFTER")
+	for _, c := range p.Changes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Host, c.Component, c.From, c.To)
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "\nIn this order:\n")
+	fmt.Fprintf(out, "  1. an etcd snapshot to %s\n", run.Env.StateDir.Backups())
+	fmt.Fprintf(out, "  2. the control planes, one at a time, each giving the VIP away first: %s\n", strings.Join(p.ControlPlanes, ", "))
+	fmt.Fprintf(out, "  3. the add-ons (CoreDNS, kube-proxy and flannel settings) once every API server runs %s\n", p.To)
+	if len(p.Workers) > 0 {
+		fmt.Fprintf(out, "  4. the workers, each drained first: %s\n", strings.Join(p.Workers, ", "))
+	}
+}
