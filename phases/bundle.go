@@ -58,9 +58,17 @@ type bundlePhase struct {
 	// only the archive, and needs none).
 	unpacker    string
 	unpackerErr error
+	// stage unpacks without pointing current at it (an upgrade unpacks on
+	// every host at once, and switches each host in its own turn).
+	stage bool
 }
 
-func (*bundlePhase) Title() string { return "Upload and unpack the component bundle" }
+func (p *bundlePhase) Title() string {
+	if p.stage {
+		return "Upload and unpack the new bundle beside the one running"
+	}
+	return "Upload and unpack the component bundle"
+}
 
 // Prepare hashes the archive once for all hosts (the state directory
 // remembers the sum of an archive it has seen).
@@ -159,7 +167,7 @@ func (p *bundlePhase) Plan(ctx context.Context, h *host.Host) ([]string, error) 
 		plan = append(plan, fmt.Sprintf("stream %s (%.1f MiB) to the host, unpacking and verifying it in %s",
 			p.env.Bundle.Archive, float64(p.size)/(1<<20), p.unpackDir()))
 	}
-	if !st.current {
+	if !st.current && !p.stage {
 		plan = append(plan, "point "+CurrentBundle()+" at it")
 	}
 	return plan, nil
@@ -185,7 +193,7 @@ func (p *bundlePhase) Run(ctx context.Context, h *host.Host) error {
 			return err
 		}
 	}
-	if !st.current {
+	if !st.current && !p.stage {
 		tmp := CurrentBundle() + ".kubeforge-new"
 		if _, err := h.Run(ctx, fmt.Sprintf("ln -sfn %s %s && mv -Tf %s %s",
 			host.Quote(p.unpackDir()), host.Quote(tmp), host.Quote(tmp), host.Quote(CurrentBundle()))); err != nil {

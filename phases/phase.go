@@ -124,13 +124,21 @@ var constructors = map[string]func(*Env) Phase{
 	"stop-control-plane": func(env *Env) Phase { return &stopControlPlanePhase{env: env} },
 	"status":             func(env *Env) Phase { return &statusPhase{env: env} },
 	"upgrade-read":       func(env *Env) Phase { return &upgradeReadPhase{env: env, sink: func(UpgradeHost) {}} },
-	"reset":              func(env *Env) Phase { return &resetPhase{env: env} },
-	"remove-node":        func(env *Env) Phase { return &removeNodePhase{env: env, target: &config.Host{}} },
-	"snapshot-timer":     func(env *Env) Phase { return &snapshotTimerPhase{env: env} },
-	"key-add":            func(env *Env) Phase { return &keyStagePhase{env: env, stage: stageAdd} },
-	"key-write":          func(env *Env) Phase { return &keyStagePhase{env: env, stage: stageWrite} },
-	"key-drop":           func(env *Env) Phase { return &keyStagePhase{env: env, stage: stageDrop} },
-	"secrets-rewrite":    func(env *Env) Phase { return &secretsRewritePhase{env: env} },
+	"upgrade-gate":       func(env *Env) Phase { return NewUpgradeGate(env, UpgradeOptions{Hosts: noHosts}) },
+	"bundle-stage":       func(env *Env) Phase { return &bundlePhase{env: env, stage: true} },
+	"upgrade-control-planes": func(env *Env) Phase {
+		return NewUpgradeNode(env, UpgradeOptions{MaxUnavailable: 1, DrainTimeout: DefaultDrainTimeout})
+	},
+	"upgrade-workers": func(env *Env) Phase {
+		return NewUpgradeNode(env, UpgradeOptions{MaxUnavailable: 1, DrainTimeout: DefaultDrainTimeout})
+	},
+	"reset":           func(env *Env) Phase { return &resetPhase{env: env} },
+	"remove-node":     func(env *Env) Phase { return &removeNodePhase{env: env, target: &config.Host{}} },
+	"snapshot-timer":  func(env *Env) Phase { return &snapshotTimerPhase{env: env} },
+	"key-add":         func(env *Env) Phase { return &keyStagePhase{env: env, stage: stageAdd} },
+	"key-write":       func(env *Env) Phase { return &keyStagePhase{env: env, stage: stageWrite} },
+	"key-drop":        func(env *Env) Phase { return &keyStagePhase{env: env, stage: stageDrop} },
+	"secrets-rewrite": func(env *Env) Phase { return &secretsRewritePhase{env: env} },
 }
 
 // Builder builds phases as New does, except those in own: an action

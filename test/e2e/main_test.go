@@ -74,9 +74,16 @@ func (r result) String() string {
 // run runs kubeforge with args and extra environment.
 func run(t *testing.T, env []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	return runWith(t, kubeforge, distDir, env, args...)
+}
+
+// runWith runs a kubeforge binary (this tree's, or an older one's) with
+// a bundle.
+func runWith(t *testing.T, binary, bundleDir string, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, kubeforge, append(args, "--bundle", distDir)...)
+	cmd := exec.CommandContext(ctx, binary, append(args, "--bundle", bundleDir)...)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -18,7 +19,7 @@ import (
 // NewCmdUpgrade builds `kubeforge upgrade`.
 func NewCmdUpgrade(deps *Deps) *cobra.Command {
 	cmd := groupCmd("upgrade", "Move the cluster to the Kubernetes of a newer bundle", "")
-	cmd.AddCommand(NewCmdUpgradePlan(deps, nil))
+	cmd.AddCommand(NewCmdUpgradePlan(deps, nil), NewCmdUpgradeApply(deps, nil))
 	return cmd
 }
 
@@ -124,4 +125,91 @@ func printUpgradePlan(out io.Writer, run *actionRun, p *phases.UpgradePlan) {
 	if len(p.Workers) > 0 {
 		fmt.Fprintf(out, "  4. the workers, each drained first: %s\n", strings.Join(p.Workers, ", "))
 	}
+}
+
+// UpgradeApplyOptions are the own flags of `kubeforge upgrade apply`.
+type UpgradeApplyOptions struct {
+	Yes            bool
+	MaxUnavailable int
+	DrainTimeout   time.Duration
+}
+
+// NewCmdUpgradeApply builds `kubeforge upgrade apply`.
+func NewCmdUpgradeApply(deps *Deps, runF func(*ActionOptions, []string) error) *cobra.Command {
+	opts := &UpgradeApplyOptions{}
+	hosts := map[string]phases.UpgradeHost{}
+	var mu sync.Mutex
+	var start time.Time
+	return newActionCmd(deps, action{
+		playbook: "upgrade-apply",
+		use:      "apply -f CLUSTER_FILE --bundle ARCHIVE|DIR [--yes] [--max-unavailable N]",
+		short:    "Move the cluster to the bundle's Kubernetes: control planes one at a time, then the workers",
+		long: `Upgrade the cluster to the Kubernetes of the bundle, with what upgrade plan prints:
+first the same checks (refused, exit 3, nothing changed), then
+  1. an etcd snapshot to the state directory's backups/;
+  2. the new bundle unpacked beside the running one on every host;
+  3. the control planes one at a time: drained, the VIP moved away, etcd (the whole
+     etcd cluster healthy before the next), the API server (/readyz), controller-manager,
+     scheduler and keepalived; then the runtime, kubelet, kube-proxy and flanneld, the
+     node Ready and uncordoned, and the VIP back;
+  4. the workers, --max-unavailable at a time: drained (PodDisruptionBudgets respected,
+     the pods that cannot go named), the runtime, kubelet, kube-proxy and flanneld, Ready
+     and uncordoned;
+  5. the add-ons (CoreDNS, RBAC) once every node runs the new version.
+Interrupted or failed at any point, the same command again resumes and converges; a
+failure names the host, the unit to read and what to run.`,
+		example: `  kubeforge upgrade plan -f cluster.yaml --bundle dist-k8s-1.36
+  kubeforge upgrade apply -f cluster.yaml --bundle dist-k8s-1.36 --yes
+  kubeforge upgrade apply -f cluster.yaml --bundle dist --max-unavailable 2`,
+		flags: func(f *pflag.FlagSet) {
+			f.BoolVar(&opts.Yes, "yes", false, "do not ask before upgrading")
+			f.IntVar(&opts.MaxUnavailable, "max-unavailable", 1, "workers drained and upgraded at once")
+			f.DurationVar(&opts.DrainTimeout, "drain-timeout", phases.DefaultDrainTimeout, "how long a node's drain may take")
+		},
+		check: func(ao *ActionOptions, _ []string) error {
+			if opts.MaxUnavailable < 1 {
+				return usageError{fmt.Errorf("--max-unavailable %d: at least 1", opts.MaxUnavailable)}
+			}
+			if opts.DrainTimeout <= 0 {
+				return usageError{fmt.Errorf("--drain-timeout %s: give a duration such as 5m", opts.DrainTimeout)}
+			}
+			if !opts.Yes && !ao.DryRun {
+				return confirm(deps, "Upgrade the cluster to the bundle's Kubernetes? Every node is drained in its turn.")
+			}
+			return nil
+		},
+		bundle: bundleRequired,
+		setup: func(_ context.Context, _ *Deps, run *actionRun) error {
+			if err := setupPKIAndToken(run.Env, run.Opts.DryRun); err != nil {
+				return err
+			}
+			start = time.Now()
+			o := phases.UpgradeOptions{MaxUnavailable: opts.MaxUnavailable, DrainTimeout: opts.DrainTimeout,
+				Hosts: func() map[string]phases.UpgradeHost {
+					mu.Lock()
+					defer mu.Unlock()
+					return maps.Clone(hosts)
+				}}
+			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
+				"upgrade-read": func(env *phases.Env) phases.Phase {
+					return phases.NewUpgradeRead(env, func(u phases.UpgradeHost) {
+						mu.Lock()
+						defer mu.Unlock()
+						hosts[u.Name] = u
+					})
+				},
+				"upgrade-gate":           func(env *phases.Env) phases.Phase { return phases.NewUpgradeGate(env, o) },
+				"upgrade-control-planes": func(env *phases.Env) phases.Phase { return phases.NewUpgradeNode(env, o) },
+				"upgrade-workers":        func(env *phases.Env) phases.Phase { return phases.NewUpgradeNode(env, o) },
+			})
+			return nil
+		},
+		after: func(_ context.Context, _ *Deps, run *actionRun) error {
+			if !run.Env.DryRun {
+				fmt.Fprintf(run.Out, "\nThe cluster runs Kubernetes %s (%s). kubeforge status -f %s shows every node's versions.\n",
+					run.Env.Bundle.Kubernetes(), time.Since(start).Round(100*time.Millisecond), run.File)
+			}
+			return nil
+		},
+	}, runF)
 }

@@ -1,0 +1,209 @@
+package phases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kubeforge/kubeforge/internal/cluster"
+	"github.com/kubeforge/kubeforge/internal/config"
+	"github.com/kubeforge/kubeforge/internal/host"
+)
+
+// UpgradeOptions are what `upgrade apply` was given.
+type UpgradeOptions struct {
+	// MaxUnavailable workers are drained and moved at once.
+	MaxUnavailable int
+	// DrainTimeout bounds each node's drain.
+	DrainTimeout time.Duration
+	// Hosts returns what the upgrade-read step found on each host.
+	Hosts func() map[string]UpgradeHost
+}
+
+// DefaultDrainTimeout bounds a node's drain in an upgrade.
+const DefaultDrainTimeout = 5 * time.Minute
+
+func noHosts() map[string]UpgradeHost { return nil }
+
+// upgradeGatePhase plans the upgrade again from what the hosts and the
+// cluster say now and stops the run when the plan refuses it: a re-run
+// after an interruption passes (the cluster is between the two versions,
+// which the plan allows) and converges.
+type upgradeGatePhase struct {
+	env  *Env
+	opts UpgradeOptions
+}
+
+// NewUpgradeGate builds the gate of `upgrade apply`.
+func NewUpgradeGate(env *Env, o UpgradeOptions) Phase { return &upgradeGatePhase{env: env, opts: o} }
+
+func (*upgradeGatePhase) Title() string  { return "Check the upgrade is allowed, as upgrade plan does" }
+func (*upgradeGatePhase) ReadOnly() bool { return true }
+
+func (p *upgradeGatePhase) Prepare(ctx context.Context) error {
+	plan := PlanUpgrade(GatherUpgrade(ctx, p.env, p.opts.Hosts(), time.Now()))
+	if len(plan.Refused) > 0 {
+		return &RefusalError{"the upgrade is refused, nothing was changed (kubeforge upgrade plan says the same):\n  - " + strings.Join(plan.Refused, "\n  - ")}
+	}
+	fmt.Fprintf(p.env.Out, "[upgrade-gate] Kubernetes %s -> %s: %d changes on %d control planes and %d workers\n",
+		plan.From, plan.To, len(plan.Changes), len(plan.ControlPlanes), len(plan.Workers))
+	return nil
+}
+
+func (*upgradeGatePhase) Run(context.Context, *host.Host) error { return nil }
+
+// upgradeNodePhase moves one node onto the new bundle: drained, then (a
+// control plane) its etcd, API server, controller-manager, scheduler and
+// keepalived with the VIP given away, each healthy before the next; then
+// the runtime, kubelet, kube-proxy and flanneld; Ready again, uncordoned.
+// Every part is the phase that installs it, so a node already moved is a
+// no-op and an interrupted one converges on the next run. Workers go at
+// most MaxUnavailable at a time; control planes are a serial step.
+type upgradeNodePhase struct {
+	env   *Env
+	opts  UpgradeOptions
+	slots chan struct{}
+	// The phases a node is made of, prepared once for the step.
+	bundle                                *bundlePhase
+	install, runtime, etcd, control, keep Phase
+	kubelet, proxy, cni                   Phase
+}
+
+// NewUpgradeNode builds the step that moves nodes onto the new bundle.
+func NewUpgradeNode(env *Env, o UpgradeOptions) Phase {
+	n := max(o.MaxUnavailable, 1)
+	return &upgradeNodePhase{env: env, opts: o, slots: make(chan struct{}, n),
+		bundle: &bundlePhase{env: env}, install: &installPhase{env: env}, runtime: &runtimePhase{env: env},
+		etcd: &etcdPhase{env: env}, control: &controlPlanePhase{env: env}, keep: &vipPhase{env: env},
+		kubelet: &kubeletPhase{env: env}, proxy: &proxyPhase{env: env}, cni: &cniPhase{env: env}}
+}
+
+func (*upgradeNodePhase) Title() string {
+	return "Move each node to the new bundle: drained, control planes with the VIP away, Ready again"
+}
+
+func (p *upgradeNodePhase) Prepare(ctx context.Context) error {
+	for _, ph := range []Phase{p.bundle, p.install, p.runtime, p.etcd, p.control, p.keep, p.kubelet, p.proxy, p.cni} {
+		if pr, ok := ph.(Preparer); ok {
+			if err := pr.Prepare(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (p *upgradeNodePhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
+	lines := []string{"drain " + h.Name()}
+	for _, ph := range p.parts(h) {
+		if pl, ok := ph.(Planner); ok {
+			l, err := pl.Plan(ctx, h)
+			if err != nil {
+				return nil, err
+			}
+			lines = append(lines, l...)
+		}
+	}
+	return append(lines, "wait until "+h.Name()+" is Ready, uncordon it"), nil
+}
+
+// parts are the phases a node is made of, in order.
+func (p *upgradeNodePhase) parts(h *host.Host) []Phase {
+	out := []Phase{p.bundle, p.install}
+	if h.Spec.Has(config.RoleEtcd) {
+		out = append(out, p.etcd)
+	}
+	if h.Spec.Has(config.RoleControlPlane) {
+		out = append(out, p.control)
+		if on, _ := enabled(p.keep); on {
+			out = append(out, p.keep)
+		}
+	}
+	return append(out, p.runtime, p.kubelet, p.proxy, p.cni)
+}
+
+func enabled(ph Phase) (bool, string) {
+	if e, ok := ph.(Enabler); ok {
+		return e.Enabled()
+	}
+	return true, ""
+}
+
+func (p *upgradeNodePhase) Run(ctx context.Context, h *host.Host) error {
+	if !h.Spec.Has(config.RoleControlPlane) {
+		select {
+		case p.slots <- struct{}{}:
+			defer func() { <-p.slots }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	name := h.Name()
+	start := time.Now()
+	if err := p.env.Client.Drain(ctx, name, cluster.DrainOptions{Timeout: p.opts.DrainTimeout}); err != nil {
+		var de *cluster.DrainError
+		if errors.As(err, &de) {
+			return fmt.Errorf("%w: the node stays cordoned; make room for those pods (or relax their PodDisruptionBudget), then run kubeforge upgrade apply again", err)
+		}
+		return err
+	}
+	if err := p.move(ctx, h); err != nil {
+		return fmt.Errorf("%w (the node stays cordoned; after fixing it, run kubeforge upgrade apply again)", err)
+	}
+	if err := p.env.Client.WaitNodeReady(ctx, name, 3*time.Minute); err != nil {
+		return fmt.Errorf("%w: read journalctl -u kubelet on %s, then run kubeforge upgrade apply again", err, name)
+	}
+	if err := p.env.Client.Uncordon(ctx, name); err != nil {
+		return err
+	}
+	fmt.Fprintf(p.env.Out, "[upgrade-node] %s moved to Kubernetes %s in %s\n", name, p.env.Bundle.Kubernetes(), time.Since(start).Round(100*time.Millisecond))
+	return nil
+}
+
+// move runs the node's parts: a control plane's etcd and control plane
+// with the VIP away, each healthy before the next.
+func (p *upgradeNodePhase) move(ctx context.Context, h *host.Host) error {
+	parts := p.parts(h)
+	run := func(ph Phase) error {
+		if err := ph.Run(ctx, h); err != nil {
+			return fmt.Errorf("%s: %w", strings.ToLower(ph.Title()[:1])+ph.Title()[1:], err)
+		}
+		if ph == p.etcd {
+			return p.env.Client.WaitEtcdCluster(ctx, h, 2*time.Minute)
+		}
+		return nil
+	}
+	if !h.Spec.Has(config.RoleControlPlane) {
+		for _, ph := range parts {
+			if err := run(ph); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// The control plane's own parts with the VIP away; its node's parts
+	// after, with the VIP back.
+	i := 0
+	for i < len(parts) && parts[i] != p.runtime {
+		i++
+	}
+	err := withVIPAway(ctx, p.env, h, func() error {
+		for _, ph := range parts[:i] {
+			if err := run(ph); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, ph := range parts[i:] {
+		if err := run(ph); err != nil {
+			return err
+		}
+	}
+	return nil
+}
