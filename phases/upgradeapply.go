@@ -152,7 +152,7 @@ func (p *upgradeNodePhase) Run(ctx context.Context, h *host.Host) error {
 	if err := p.move(ctx, h); err != nil {
 		return fmt.Errorf("%w (the node stays cordoned; after fixing it, run kubeforge upgrade apply again)", err)
 	}
-	if err := p.env.Client.WaitNodeReady(ctx, name, 3*time.Minute); err != nil {
+	if err := p.env.Client.WaitNodeVersion(ctx, name, p.env.Bundle.Kubernetes(), 3*time.Minute); err != nil {
 		return fmt.Errorf("%w: read journalctl -u kubelet on %s, then run kubeforge upgrade apply again", err, name)
 	}
 	if err := p.env.Client.Uncordon(ctx, name); err != nil {

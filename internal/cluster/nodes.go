@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -57,6 +58,24 @@ func (c *Client) WaitNodeReady(ctx context.Context, name string, timeout time.Du
 		n, err := c.Node(ctx, name)
 		return err == nil && NodeReady(n), err
 	})
+}
+
+// WaitNodeVersion waits until the node is Ready and its kubelet reports
+// version (a restarted kubelet updates its Node's status as it starts).
+func (c *Client) WaitNodeVersion(ctx context.Context, name, version string, timeout time.Duration) error {
+	var last string
+	err := wait.For(ctx, timeout, func() (bool, error) {
+		n, err := c.Node(ctx, name)
+		if err != nil {
+			return false, err
+		}
+		last = n.Status.NodeInfo.KubeletVersion
+		return NodeReady(n) && last == version, nil
+	})
+	if err != nil && last != version {
+		return fmt.Errorf("node %s: its kubelet reports %s, not %s: %w", name, last, version, err)
+	}
+	return err
 }
 
 // LabelNode sets labels on a node: a merge patch of its labels alone,
