@@ -395,3 +395,23 @@ func orNone(s string) string {
 	}
 	return s
 }
+
+// CheckBundleMatchesCluster refuses a bundle of another Kubernetes than the
+// running cluster's: a node joins at the cluster's version (upgrade apply
+// moves the whole cluster).
+func CheckBundleMatchesCluster(ctx context.Context, env *Env) error {
+	h, err := env.Client.ControlHost(ctx)
+	if err != nil {
+		return err
+	}
+	running, err := env.Client.ServerVersion(ctx, h)
+	if err != nil {
+		return err
+	}
+	if want := env.Bundle.Kubernetes(); running != want {
+		m := version.Minor(running)
+		return &RefusalError{fmt.Sprintf("the cluster runs Kubernetes %s and the bundle is %s: a node joins at the cluster's version; "+
+			"use a bundle of %s (make bundle K8S=%s), or move the cluster first (kubeforge upgrade apply)", running, want, running, m)}
+	}
+	return nil
+}

@@ -111,6 +111,9 @@ Joining again is safe: what is in place stays as it is.`,
 			if err := setupPKIAndToken(run.Env, run.Opts.DryRun); err != nil {
 				return err
 			}
+			if err := phases.CheckBundleMatchesCluster(ctx, run.Env); err != nil {
+				return err
+			}
 			if len(run.Runner.Targets) > 0 {
 				return nil
 			}
