@@ -12,7 +12,6 @@ require (
 	go.etcd.io/etcd/etcdutl/v3 v3.7.4
 	go.etcd.io/etcd/pkg/v3 v3.7.4
 	go.etcd.io/etcd/server/v3 v3.7.4
-	golang.org/x/mod v0.41.0
 	k8s.io/client-go v0.37.2
 	k8s.io/component-base v0.37.2
 	k8s.io/kubectl v0.0.0
