@@ -39,8 +39,8 @@ func NewCmdUpgradePlan(deps *Deps, runF func(*ActionOptions, []string) error) *c
 		short:    "Say what an upgrade to the bundle would change on which host, in which order, or why it cannot",
 		long: `Read every node's versions (etcd, the API server, the kubelet, the container runtime, the
 bundle it runs) and the bundle's, and print what an upgrade would change on which host, in
-the order it would go: an etcd snapshot, the control planes one at a time, the add-ons, the
-workers. Nothing on a host changes.
+the order it would go: an etcd snapshot, the control planes one at a time, the workers, the
+add-ons. Nothing on a host changes.
 
 Refused, with the reason and exit code 3, is what upstream forbids or what would not
 survive the way: a downgrade, a control plane that would skip a minor (1.35 to 1.37), a
@@ -121,10 +121,12 @@ func printUpgradePlan(out io.Writer, run *actionRun, p *phases.UpgradePlan) {
 	fmt.Fprintf(out, "\nIn this order:\n")
 	fmt.Fprintf(out, "  1. an etcd snapshot to %s\n", run.Env.StateDir.Backups())
 	fmt.Fprintf(out, "  2. the control planes, one at a time, each giving the VIP away first: %s\n", strings.Join(p.ControlPlanes, ", "))
-	fmt.Fprintf(out, "  3. the add-ons (CoreDNS, kube-proxy and flannel settings) once every API server runs %s\n", p.To)
+	n := 3
 	if len(p.Workers) > 0 {
-		fmt.Fprintf(out, "  4. the workers, each drained first: %s\n", strings.Join(p.Workers, ", "))
+		fmt.Fprintf(out, "  3. the workers, each drained first: %s\n", strings.Join(p.Workers, ", "))
+		n++
 	}
+	fmt.Fprintf(out, "  %d. the add-ons (CoreDNS) once every node runs %s and holds its images\n", n, p.To)
 }
 
 // UpgradeApplyOptions are the own flags of `kubeforge upgrade apply`.
