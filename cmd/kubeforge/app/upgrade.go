@@ -200,7 +200,10 @@ failure names the host, the unit to read and what to run.`,
 						hosts[u.Name] = u
 					})
 				},
-				"upgrade-gate":           func(env *phases.Env) phases.Phase { return phases.NewUpgradeGate(env, o) },
+				"upgrade-gate": func(env *phases.Env) phases.Phase { return phases.NewUpgradeGate(env, o) },
+				"snapshot-save": func(env *phases.Env) phases.Phase {
+					return phases.NewSnapshotSave(env, env.StateDir.Snapshot(env.Cluster.Metadata.Name, start))
+				},
 				"upgrade-control-planes": func(env *phases.Env) phases.Phase { return phases.NewUpgradeNode(env, o) },
 				"upgrade-workers":        func(env *phases.Env) phases.Phase { return phases.NewUpgradeNode(env, o) },
 			})
