@@ -276,15 +276,15 @@ func PlanUpgrade(in UpgradeInput) *UpgradePlan {
 		}
 	}
 	for _, m := range in.Etcd {
+		mv := m.semver()
 		switch {
 		case !m.Healthy && m.Learner:
 			refuse("etcd member %s is a learner, not a voter: finish its join (kubeforge join --host %s) first", m.Name, m.Name)
 		case !m.Healthy:
 			refuse("etcd member %s is not healthy (%s): every member must vote before one restarts", m.Name, m.Error)
-		case targetEtcd != "" && semver.IsValid(m.Version) && semver.Compare("v"+strings.TrimPrefix(m.Version, "v"), targetEtcd) > 0:
-			refuse("etcd member %s runs %s, newer than the bundle's %s: etcd does not downgrade", m.Name, m.Version, targetEtcd)
+		case targetEtcd != "" && semver.IsValid(mv) && semver.Compare(mv, targetEtcd) > 0:
+			refuse("etcd member %s runs %s, newer than the bundle's %s: etcd does not downgrade", m.Name, mv, targetEtcd)
 		}
-		mv := "v" + strings.TrimPrefix(m.Version, "v")
 		if semver.MajorMinor(targetEtcd) == "v3.7" && semver.MajorMinor(mv) == "v3.6" && semver.Compare(mv, EtcdMinFor37) < 0 {
 			refuse("etcd member %s runs %s; etcd 3.7 needs every member at %s or later first: upgrade with a bundle of Kubernetes %s (etcd v3.6.17) first",
 				m.Name, mv, EtcdMinFor37, prevMinor(targetMinor))
@@ -332,7 +332,7 @@ func PlanUpgrade(in UpgradeInput) *UpgradePlan {
 	}
 	etcdOf := map[string]string{}
 	for _, m := range in.Etcd {
-		etcdOf[m.Name] = "v" + strings.TrimPrefix(m.Version, "v")
+		etcdOf[m.Name] = m.semver()
 	}
 	add := func(h, comp, from, to string) {
 		if from != to && to != "" {
@@ -359,6 +359,14 @@ func PlanUpgrade(in UpgradeInput) *UpgradePlan {
 		}
 	}
 	return p
+}
+
+// semver is the member's version as Go modules spell it: etcd says 3.6.17.
+func (m EtcdStatus) semver() string {
+	if m.Version == "" {
+		return ""
+	}
+	return "v" + strings.TrimPrefix(m.Version, "v")
 }
 
 func minorOf(v string) int {

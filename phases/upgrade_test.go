@@ -88,6 +88,12 @@ func TestPlanUpgradeRefusesSkewAndDowngrade(t *testing.T) {
 	}
 
 	in = upgradeInput(t, targetBundle("v1.35.8", "v3.6.17"))
+	in.Etcd[0].Version = "3.7.4" // etcd spells it without the v
+	if p = PlanUpgrade(in); len(p.Refused) != 1 || !strings.Contains(p.Refused[0], "etcd member cp1 runs v3.7.4, newer than the bundle's v3.6.17") {
+		t.Errorf("etcd ahead: %q", p.Refused)
+	}
+
+	in = upgradeInput(t, targetBundle("v1.35.8", "v3.6.17"))
 	in.Nodes[3].Kubelet = "v1.36.5"
 	if p = PlanUpgrade(in); len(p.Refused) != 1 || !strings.Contains(p.Refused[0], "node w1: kubelet v1.36.5 is newer than v1.35.8") {
 		t.Errorf("kubelet ahead: %q", p.Refused)

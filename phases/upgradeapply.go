@@ -97,7 +97,8 @@ func (p *upgradeNodePhase) Prepare(ctx context.Context) error {
 
 func (p *upgradeNodePhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
 	lines := []string{"drain " + h.Name()}
-	for _, ph := range p.parts(h) {
+	own, node := p.parts(h)
+	for _, ph := range append(own, node...) {
 		if pl, ok := ph.(Planner); ok {
 			l, err := pl.Plan(ctx, h)
 			if err != nil {
@@ -109,19 +110,20 @@ func (p *upgradeNodePhase) Plan(ctx context.Context, h *host.Host) ([]string, er
 	return append(lines, "wait until "+h.Name()+" is Ready, uncordon it"), nil
 }
 
-// parts are the phases a node is made of, in order.
-func (p *upgradeNodePhase) parts(h *host.Host) []Phase {
-	out := []Phase{p.bundle, p.install}
+// parts are the phases a node is made of, in order: own are a control
+// plane's (moved with the VIP away), node every node's.
+func (p *upgradeNodePhase) parts(h *host.Host) (own, node []Phase) {
+	own = []Phase{p.bundle, p.install}
 	if h.Spec.Has(config.RoleEtcd) {
-		out = append(out, p.etcd)
+		own = append(own, p.etcd)
 	}
 	if h.Spec.Has(config.RoleControlPlane) {
-		out = append(out, p.control)
+		own = append(own, p.control)
 		if on, _ := enabled(p.keep); on {
-			out = append(out, p.keep)
+			own = append(own, p.keep)
 		}
 	}
-	return append(out, p.runtime, p.kubelet, p.proxy, p.cni)
+	return own, []Phase{p.runtime, p.kubelet, p.proxy, p.cni}
 }
 
 func enabled(ph Phase) (bool, string) {
@@ -162,48 +164,29 @@ func (p *upgradeNodePhase) Run(ctx context.Context, h *host.Host) error {
 	return nil
 }
 
-// move runs the node's parts: a control plane's etcd and control plane
-// with the VIP away, each healthy before the next.
+// move runs the node's parts: a control plane's own with the VIP away,
+// each healthy before the next; then its node's, with the VIP back.
 func (p *upgradeNodePhase) move(ctx context.Context, h *host.Host) error {
-	parts := p.parts(h)
-	run := func(ph Phase) error {
-		if err := ph.Run(ctx, h); err != nil {
-			return fmt.Errorf("%s: %w", strings.ToLower(ph.Title()[:1])+ph.Title()[1:], err)
-		}
-		if ph == p.etcd {
-			return p.env.Client.WaitEtcdCluster(ctx, h, 2*time.Minute)
-		}
-		return nil
-	}
-	if !h.Spec.Has(config.RoleControlPlane) {
+	runAll := func(parts []Phase) error {
 		for _, ph := range parts {
-			if err := run(ph); err != nil {
-				return err
+			if err := ph.Run(ctx, h); err != nil {
+				return fmt.Errorf("%s: %w", strings.ToLower(ph.Title()[:1])+ph.Title()[1:], err)
+			}
+			if ph == p.etcd {
+				if err := p.env.Client.WaitEtcdCluster(ctx, h, 2*time.Minute); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	}
-	// The control plane's own parts with the VIP away; its node's parts
-	// after, with the VIP back.
-	i := 0
-	for i < len(parts) && parts[i] != p.runtime {
-		i++
-	}
-	err := withVIPAway(ctx, p.env, h, func() error {
-		for _, ph := range parts[:i] {
-			if err := run(ph); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, ph := range parts[i:] {
-		if err := run(ph); err != nil {
+	own, node := p.parts(h)
+	if h.Spec.Has(config.RoleControlPlane) {
+		if err := withVIPAway(ctx, p.env, h, func() error { return runAll(own) }); err != nil {
 			return err
 		}
+	} else if err := runAll(own); err != nil {
+		return err
 	}
-	return nil
+	return runAll(node)
 }

@@ -31,8 +31,7 @@ type UpgradePlanOptions struct {
 // NewCmdUpgradePlan builds `kubeforge upgrade plan`.
 func NewCmdUpgradePlan(deps *Deps, runF func(*ActionOptions, []string) error) *cobra.Command {
 	opts := &UpgradePlanOptions{}
-	hosts := map[string]phases.UpgradeHost{}
-	var mu sync.Mutex
+	hosts := &upgradeHosts{}
 	return newActionCmd(deps, action{
 		playbook: "upgrade-plan",
 		use:      "plan -f CLUSTER_FILE --bundle ARCHIVE|DIR [-o table|json]",
@@ -61,18 +60,12 @@ the one the cluster was set up with.`,
 		progress: func(d *Deps) io.Writer { return d.IO.ErrOut },
 		setup: func(_ context.Context, _ *Deps, run *actionRun) error {
 			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
-				"upgrade-read": func(env *phases.Env) phases.Phase {
-					return phases.NewUpgradeRead(env, func(u phases.UpgradeHost) {
-						mu.Lock()
-						defer mu.Unlock()
-						hosts[u.Name] = u
-					})
-				},
+				"upgrade-read": hosts.phase,
 			})
 			return nil
 		},
 		after: func(ctx context.Context, _ *Deps, run *actionRun) error {
-			plan := phases.PlanUpgrade(phases.GatherUpgrade(ctx, run.Env, hosts, time.Now()))
+			plan := phases.PlanUpgrade(phases.GatherUpgrade(ctx, run.Env, hosts.all(), time.Now()))
 			if opts.Output == "json" {
 				if err := writeJSON(run.Out, plan); err != nil {
 					return err
@@ -86,6 +79,29 @@ the one the cluster was set up with.`,
 			return nil
 		},
 	}, runF)
+}
+
+// upgradeHosts collects what the upgrade-read step finds on each host.
+type upgradeHosts struct {
+	mu    sync.Mutex
+	found map[string]phases.UpgradeHost
+}
+
+func (u *upgradeHosts) phase(env *phases.Env) phases.Phase {
+	return phases.NewUpgradeRead(env, func(h phases.UpgradeHost) {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		if u.found == nil {
+			u.found = map[string]phases.UpgradeHost{}
+		}
+		u.found[h.Name] = h
+	})
+}
+
+func (u *upgradeHosts) all() map[string]phases.UpgradeHost {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return maps.Clone(u.found)
 }
 
 // upgradeRefused is exit 3 after the plan said why.
@@ -139,8 +155,7 @@ type UpgradeApplyOptions struct {
 // NewCmdUpgradeApply builds `kubeforge upgrade apply`.
 func NewCmdUpgradeApply(deps *Deps, runF func(*ActionOptions, []string) error) *cobra.Command {
 	opts := &UpgradeApplyOptions{}
-	hosts := map[string]phases.UpgradeHost{}
-	var mu sync.Mutex
+	hosts := &upgradeHosts{}
 	var start time.Time
 	return newActionCmd(deps, action{
 		playbook: "upgrade-apply",
@@ -187,19 +202,9 @@ failure names the host, the unit to read and what to run.`,
 			}
 			start = time.Now()
 			o := phases.UpgradeOptions{MaxUnavailable: opts.MaxUnavailable, DrainTimeout: opts.DrainTimeout,
-				Hosts: func() map[string]phases.UpgradeHost {
-					mu.Lock()
-					defer mu.Unlock()
-					return maps.Clone(hosts)
-				}}
+				Hosts: hosts.all}
 			run.Runner.NewPhase = phases.Builder(map[string]func(*phases.Env) phases.Phase{
-				"upgrade-read": func(env *phases.Env) phases.Phase {
-					return phases.NewUpgradeRead(env, func(u phases.UpgradeHost) {
-						mu.Lock()
-						defer mu.Unlock()
-						hosts[u.Name] = u
-					})
-				},
+				"upgrade-read": hosts.phase,
 				"upgrade-gate": func(env *phases.Env) phases.Phase { return phases.NewUpgradeGate(env, o) },
 				"snapshot-save": func(env *phases.Env) phases.Phase {
 					return phases.NewSnapshotSave(env, env.StateDir.Snapshot(env.Cluster.Metadata.Name, start))
