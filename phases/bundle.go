@@ -168,7 +168,7 @@ func (p *bundlePhase) Plan(ctx context.Context, h *host.Host) ([]string, error) 
 			p.env.Bundle.Archive, float64(p.size)/(1<<20), p.unpackDir()))
 	}
 	if !st.current && !p.stage {
-		plan = append(plan, "point "+CurrentBundle()+" at it")
+		plan = append(plan, "point "+CurrentBundle()+" at it, and remove the bundles older than the one it replaces")
 	}
 	return plan, nil
 }
@@ -194,13 +194,30 @@ func (p *bundlePhase) Run(ctx context.Context, h *host.Host) error {
 		}
 	}
 	if !st.current && !p.stage {
-		tmp := CurrentBundle() + ".kubeforge-new"
-		if _, err := h.Run(ctx, fmt.Sprintf("ln -sfn %s %s && mv -Tf %s %s",
-			host.Quote(p.unpackDir()), host.Quote(tmp), host.Quote(tmp), host.Quote(CurrentBundle()))); err != nil {
+		if _, err := h.Run(ctx, p.switchScript()); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// switchScript points current at the unpacked bundle, atomically, and
+// removes the unpacked bundles other than it and the one current pointed
+// at before (with their lists of sums): a host keeps what it runs and
+// what it ran last, not every bundle of every upgrade. Only directories
+// named by a sum's 16 hex digits go.
+func (p *bundlePhase) switchScript() string {
+	return fmt.Sprintf(`set -e
+prev=$(readlink %[2]s || true)
+ln -sfn %[1]s %[2]s.kubeforge-new
+mv -Tf %[2]s.kubeforge-new %[2]s
+for d in %[3]s/*; do
+	b=${d##*/}
+	case "$b" in *[!0-9a-f]*) continue ;; esac
+	[ ${#b} -eq 16 ] && [ -d "$d" ] && [ ! -L "$d" ] || continue
+	[ "$d" = %[1]s ] || [ "$d" = "$prev" ] && continue
+	rm -rf "$d" %[4]s/"$b".sha256sums
+done`, host.Quote(p.unpackDir()), host.Quote(CurrentBundle()), host.Quote(BundleRoot), host.Quote(BundleArchiveDir))
 }
 
 // unpack streams the archive to the host's unpacker, which extracts it

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -200,5 +201,45 @@ func TestBundleUnpackerMissing(t *testing.T) {
 	}
 	if err := p.Run(context.Background(), host.New(&config.Host{Name: "h"}, fake)); err == nil || !strings.Contains(err.Error(), "make bundle") {
 		t.Errorf("no unpacker in the manifest: %v", err)
+	}
+}
+
+// The switch keeps the bundle it points at and the one it replaces, and
+// removes the other unpacked bundles (only directories named by 16 hex
+// digits) with their lists of sums; run by the host's sh.
+func TestBundleSwitchKeepsThePrevious(t *testing.T) {
+	root, sums := t.TempDir(), t.TempDir()
+	p := &bundlePhase{sum: "cccccccccccccccc0000"}
+	script := strings.NewReplacer(BundleRoot, root, BundleArchiveDir, sums).Replace(p.switchScript())
+	for _, d := range []string{"aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc", "dddddddddddddddd.unpacking", "keep-me"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(sums, d+".sha256sums"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(root, "bbbbbbbbbbbbbbbb"), filepath.Join(root, "current")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("sh", "-c", script).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s\n%s", err, out, script)
+	}
+	if got, _ := os.Readlink(filepath.Join(root, "current")); got != filepath.Join(root, "cccccccccccccccc") {
+		t.Errorf("current -> %s", got)
+	}
+	ls := func(dir string) string {
+		es, _ := os.ReadDir(dir)
+		var names []string
+		for _, e := range es {
+			names = append(names, e.Name())
+		}
+		return strings.Join(names, " ")
+	}
+	if got, want := ls(root), "bbbbbbbbbbbbbbbb cccccccccccccccc current dddddddddddddddd.unpacking keep-me"; got != want {
+		t.Errorf("left %s, want %s", got, want)
+	}
+	if got := ls(sums); strings.Contains(got, "aaaa") || !strings.Contains(got, "bbbb") {
+		t.Errorf("sums left: %s", got)
 	}
 }
