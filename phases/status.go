@@ -189,6 +189,9 @@ type NodeStatus struct {
 	Ready   string `json:"ready"`
 	Kubelet string `json:"kubeletVersion"`
 	Runtime string `json:"containerRuntime"` // containerd://2.4.2
+	// Pressure: the node's pressure conditions that are True (DiskPressure,
+	// MemoryPressure, PIDPressure).
+	Pressure []string `json:"pressure,omitempty"`
 }
 
 // EtcdStatus is an etcd member.
@@ -215,8 +218,14 @@ func ClusterStatus(ctx context.Context, env *Env) ([]NodeStatus, []EtcdStatus, e
 	}
 	var out []NodeStatus
 	for i := range nodes {
-		out = append(out, NodeStatus{Name: nodes[i].Name, Ready: string(cluster.NodeCondition(&nodes[i], corev1.NodeReady)),
-			Kubelet: nodes[i].Status.NodeInfo.KubeletVersion, Runtime: nodes[i].Status.NodeInfo.ContainerRuntimeVersion})
+		n := NodeStatus{Name: nodes[i].Name, Ready: string(cluster.NodeCondition(&nodes[i], corev1.NodeReady)),
+			Kubelet: nodes[i].Status.NodeInfo.KubeletVersion, Runtime: nodes[i].Status.NodeInfo.ContainerRuntimeVersion}
+		for _, c := range []corev1.NodeConditionType{corev1.NodeDiskPressure, corev1.NodeMemoryPressure, corev1.NodePIDPressure} {
+			if cluster.NodeCondition(&nodes[i], c) == corev1.ConditionTrue {
+				n.Pressure = append(n.Pressure, string(c))
+			}
+		}
+		out = append(out, n)
 	}
 	members, err := etcdStatus(ctx, env)
 	if err != nil {

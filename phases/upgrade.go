@@ -268,6 +268,10 @@ func PlanUpgrade(in UpgradeInput) *UpgradePlan {
 		if n.Ready != "True" {
 			refuse("node %s is not Ready (Ready=%s): bring it back (kubeforge status) or remove it (kubeforge delete node) first", n.Name, n.Ready)
 		}
+		if len(n.Pressure) > 0 {
+			refuse("node %s reports %s: its kubelet evicts pods and takes no new ones, so the pods drained from other nodes may find no room: free it first (for DiskPressure, disk space under /var/lib/containerd and /var/lib/kubelet)",
+				n.Name, strings.Join(n.Pressure, ", "))
+		}
 		if semver.IsValid(n.Kubelet) && semver.Compare(n.Kubelet, p.To) > 0 {
 			refuse("node %s: kubelet %s is newer than %s: a kubelet must never be newer than the API servers", n.Name, n.Kubelet, p.To)
 		}

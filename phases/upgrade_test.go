@@ -104,6 +104,7 @@ func TestPlanUpgradeRefusesSkewAndDowngrade(t *testing.T) {
 func TestPlanUpgradeRefusesUnhealthy(t *testing.T) {
 	in := upgradeInput(t, targetBundle("v1.36.5", "v3.6.17"))
 	in.Nodes[4].Ready = "False"
+	in.Nodes[3].Pressure = []string{"DiskPressure"}
 	in.Etcd[1] = EtcdStatus{Name: "cp2", Learner: true}
 	in.SoonestExpiry = in.Now.Add(3 * time.Hour)
 	in.Hosts["w1"] = UpgradeHost{Name: "w1", FreeBytes: 100 << 20}
@@ -116,6 +117,7 @@ func TestPlanUpgradeRefusesUnhealthy(t *testing.T) {
 	for _, w := range []string{
 		"could not read the PodDisruptionBudgets: forbidden",
 		"node w2 is not Ready (Ready=False)",
+		"node w1 reports DiskPressure: its kubelet evicts pods",
 		"etcd member cp2 is a learner, not a voter",
 		"certificate apiserver-etcd-client expires 2026-12-06T03:00:00Z, before an upgrade could finish: renew first (kubeforge certs renew all",
 		"host w1: 100 MiB free under /opt/kubeforge, the new bundle needs 240 MiB",
@@ -127,7 +129,7 @@ func TestPlanUpgradeRefusesUnhealthy(t *testing.T) {
 			t.Errorf("refusals lack %q:\n%s", w, strings.Join(p.Refused, "\n"))
 		}
 	}
-	if len(p.Refused) != 8 {
+	if len(p.Refused) != 9 {
 		t.Errorf("%d refusals:\n%s", len(p.Refused), strings.Join(p.Refused, "\n"))
 	}
 }

@@ -191,6 +191,9 @@ func (r *statusReport) finish() {
 		if n.Ready != "True" {
 			d = append(d, "node "+n.Name+": Ready="+n.Ready)
 		}
+		for _, c := range n.Pressure {
+			d = append(d, "node "+n.Name+": "+c)
+		}
 	}
 	for _, m := range r.Etcd {
 		if !m.Healthy {
