@@ -38,6 +38,8 @@ type UpgradeHost struct {
 	OSContainerd bool `json:"osContainerd"`
 	// FreeBytes is the free space where bundles are unpacked.
 	FreeBytes int64 `json:"freeBytes"`
+	// Current is the directory current points at (the bundle's sum).
+	Current string `json:"current,omitempty"`
 }
 
 // upgradeReadPhase reads, on every host, the bundle it runs and the room
@@ -63,13 +65,15 @@ func (p *upgradeReadPhase) Run(ctx context.Context, h *host.Host) error {
 	}
 	script := fmt.Sprintf(`d=%[1]s; while [ ! -d "$d" ]; do d=$(dirname "$d"); done
 df -P -B1 "$d" | awk 'NR==2 {print $4}'
-cat %[2]s 2>/dev/null || true`, host.Quote(BundleRoot), host.Quote(path.Join(CurrentBundle(), bundle.ManifestFile)))
+readlink %[3]s || echo
+cat %[2]s 2>/dev/null || true`, host.Quote(BundleRoot), host.Quote(path.Join(CurrentBundle(), bundle.ManifestFile)), host.Quote(CurrentBundle()))
 	out, err := h.Run(ctx, script)
 	if err != nil {
 		return err
 	}
-	free, manifest, _ := strings.Cut(out, "\n")
-	u := UpgradeHost{Name: h.Name(), OSContainerd: usesOSContainerd(f)}
+	free, rest, _ := strings.Cut(out, "\n")
+	current, manifest, _ := strings.Cut(rest, "\n")
+	u := UpgradeHost{Name: h.Name(), OSContainerd: usesOSContainerd(f), Current: strings.TrimSpace(current)}
 	if u.FreeBytes, err = strconv.ParseInt(strings.TrimSpace(free), 10, 64); err != nil {
 		return h.Errorf("free space under %s: %q is not a number", BundleRoot, free)
 	}

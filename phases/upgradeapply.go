@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -42,7 +43,28 @@ func NewUpgradeGate(env *Env, o UpgradeOptions) Phase { return &upgradeGatePhase
 func (*upgradeGatePhase) Title() string  { return "Check the upgrade is allowed, as upgrade plan does" }
 func (*upgradeGatePhase) ReadOnly() bool { return true }
 
+// UpgradeLock is the kube-system Lease an upgrade apply holds while it
+// runs, renewed; one that was killed lets it go after UpgradeLockTTL.
+const (
+	UpgradeLock    = "kubeforge-upgrade"
+	UpgradeLockTTL = 30 * time.Second
+)
+
 func (p *upgradeGatePhase) Prepare(ctx context.Context) error {
+	if !p.env.DryRun {
+		hostname, _ := os.Hostname()
+		holder := fmt.Sprintf("kubeforge upgrade apply on %s (pid %d)", hostname, os.Getpid())
+		err := p.env.Client.Hold(ctx, UpgradeLock, holder, UpgradeLockTTL, func(other string, err error) {
+			fmt.Fprintf(p.env.Out, "[upgrade-gate] waiting for kube-system/%s, held by %s (a run that was killed lets it go within %s)\n",
+				UpgradeLock, other, UpgradeLockTTL)
+		})
+		if errors.Is(err, cluster.ErrRefused) {
+			return &RefusalError{fmt.Sprintf("another upgrade runs: %v; nothing was changed, run this again once it is done", err)}
+		}
+		if err != nil {
+			return err
+		}
+	}
 	plan := PlanUpgrade(GatherUpgrade(ctx, p.env, p.opts.Hosts(), time.Now()))
 	if len(plan.Refused) > 0 {
 		return &RefusalError{"the upgrade is refused, nothing was changed (kubeforge upgrade plan says the same):\n  - " + strings.Join(plan.Refused, "\n  - ")}
@@ -98,7 +120,11 @@ func (p *upgradeNodePhase) Prepare(ctx context.Context) error {
 func (p *upgradeNodePhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
 	lines := []string{"drain " + h.Name()}
 	own, node := p.parts(h)
-	for _, ph := range append(own, node...) {
+	parts := append(own, node...)
+	if p.moved(ctx, h) {
+		lines, parts = nil, node
+	}
+	for _, ph := range parts {
 		if pl, ok := ph.(Planner); ok {
 			l, err := pl.Plan(ctx, h)
 			if err != nil {
@@ -123,8 +149,10 @@ func (p *upgradeNodePhase) parts(h *host.Host) (own, node []Phase) {
 			own = append(own, p.keep)
 		}
 	}
-	return own, []Phase{p.runtime, p.kubelet, p.proxy, p.cni}
+	return own, p.nodeParts()
 }
+
+func (p *upgradeNodePhase) nodeParts() []Phase { return []Phase{p.runtime, p.kubelet, p.proxy, p.cni} }
 
 func enabled(ph Phase) (bool, string) {
 	if e, ok := ph.(Enabler); ok {
@@ -144,15 +172,24 @@ func (p *upgradeNodePhase) Run(ctx context.Context, h *host.Host) error {
 	}
 	name := h.Name()
 	start := time.Now()
-	if err := p.env.Client.Drain(ctx, name, cluster.DrainOptions{Timeout: p.opts.DrainTimeout}); err != nil {
-		var de *cluster.DrainError
-		if errors.As(err, &de) {
-			return fmt.Errorf("%w: the node stays cordoned; make room for those pods (or relax their PodDisruptionBudget), then run kubeforge upgrade apply again", err)
+	moved := p.moved(ctx, h)
+	if moved {
+		// An earlier run moved it: its own parts are done, the node's
+		// converge (no-ops where done), and it is not drained again.
+		if err := p.runAll(ctx, h, p.nodeParts()); err != nil {
+			return fmt.Errorf("%w (after fixing it, run kubeforge upgrade apply again)", err)
 		}
-		return err
-	}
-	if err := p.move(ctx, h); err != nil {
-		return fmt.Errorf("%w (the node stays cordoned; after fixing it, run kubeforge upgrade apply again)", err)
+	} else {
+		if err := p.env.Client.Drain(ctx, name, cluster.DrainOptions{Timeout: p.opts.DrainTimeout}); err != nil {
+			var de *cluster.DrainError
+			if errors.As(err, &de) {
+				return fmt.Errorf("%w: the node stays cordoned; make room for those pods (or relax their PodDisruptionBudget), then run kubeforge upgrade apply again", err)
+			}
+			return err
+		}
+		if err := p.move(ctx, h); err != nil {
+			return fmt.Errorf("%w (the node stays cordoned; after fixing it, run kubeforge upgrade apply again)", err)
+		}
 	}
 	if err := p.env.Client.WaitNodeVersion(ctx, name, p.env.Bundle.Kubernetes(), 3*time.Minute); err != nil {
 		return fmt.Errorf("%w: read journalctl -u kubelet on %s, then run kubeforge upgrade apply again", err, name)
@@ -160,33 +197,51 @@ func (p *upgradeNodePhase) Run(ctx context.Context, h *host.Host) error {
 	if err := p.env.Client.Uncordon(ctx, name); err != nil {
 		return err
 	}
-	fmt.Fprintf(p.env.Out, "[upgrade-node] %s moved to Kubernetes %s in %s\n", name, p.env.Bundle.Kubernetes(), time.Since(start).Round(100*time.Millisecond))
+	how := "moved to"
+	if moved {
+		how = "already on"
+	}
+	fmt.Fprintf(p.env.Out, "[upgrade-node] %s %s Kubernetes %s in %s\n", name, how, p.env.Bundle.Kubernetes(), time.Since(start).Round(100*time.Millisecond))
 	return nil
+}
+
+// moved: the host already runs the new bundle (upgrade-read found current
+// pointing at it) and its kubelet reports the new version, so an earlier
+// run got past the node's own parts and its kubelet.
+func (p *upgradeNodePhase) moved(ctx context.Context, h *host.Host) bool {
+	u, ok := p.opts.Hosts()[h.Name()]
+	if !ok || u.OSContainerd || u.Current != p.bundle.unpackDir() {
+		return false
+	}
+	node, err := p.env.Client.Node(ctx, h.Name())
+	return err == nil && node.Status.NodeInfo.KubeletVersion == p.env.Bundle.Kubernetes()
 }
 
 // move runs the node's parts: a control plane's own with the VIP away,
 // each healthy before the next; then its node's, with the VIP back.
 func (p *upgradeNodePhase) move(ctx context.Context, h *host.Host) error {
-	runAll := func(parts []Phase) error {
-		for _, ph := range parts {
-			if err := ph.Run(ctx, h); err != nil {
-				return fmt.Errorf("%s: %w", strings.ToLower(ph.Title()[:1])+ph.Title()[1:], err)
-			}
-			if ph == p.etcd {
-				if err := p.env.Client.WaitEtcdCluster(ctx, h, 2*time.Minute); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
 	own, node := p.parts(h)
 	if h.Spec.Has(config.RoleControlPlane) {
-		if err := withVIPAway(ctx, p.env, h, func() error { return runAll(own) }); err != nil {
+		if err := withVIPAway(ctx, p.env, h, func() error { return p.runAll(ctx, h, own) }); err != nil {
 			return err
 		}
-	} else if err := runAll(own); err != nil {
+	} else if err := p.runAll(ctx, h, own); err != nil {
 		return err
 	}
-	return runAll(node)
+	return p.runAll(ctx, h, node)
+}
+
+// runAll runs parts in order on h, the etcd cluster healthy after etcd.
+func (p *upgradeNodePhase) runAll(ctx context.Context, h *host.Host, parts []Phase) error {
+	for _, ph := range parts {
+		if err := ph.Run(ctx, h); err != nil {
+			return fmt.Errorf("%s: %w", strings.ToLower(ph.Title()[:1])+ph.Title()[1:], err)
+		}
+		if ph == p.etcd {
+			if err := p.env.Client.WaitEtcdCluster(ctx, h, 2*time.Minute); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -200,3 +200,35 @@ apiserver_request_total{code="200"} 3
 		t.Errorf("no metric, yet %q", got)
 	}
 }
+
+// Hold keeps the Lease renewed while the client is open, so a second
+// holder waits (and is refused at its deadline), and gives it back on
+// Close.
+func TestHoldRenewsAndReleases(t *testing.T) {
+	api := fake.NewSimpleClientset()
+	c := fakeClient(t, api)
+	ctx := context.Background()
+	if err := c.Hold(ctx, "kubeforge-upgrade", "first", 300*time.Millisecond, nil); err != nil {
+		t.Fatal(err)
+	}
+	lease := func() (string, time.Time) {
+		l, err := api.CoordinationV1().Leases("kube-system").Get(ctx, "kubeforge-upgrade", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *l.Spec.HolderIdentity, l.Spec.RenewTime.Time
+	}
+	_, taken := lease()
+	time.Sleep(time.Second) // more than the ttl: renewed, or lost
+	holder, renewed := lease()
+	if holder != "first" || !renewed.After(taken) {
+		t.Errorf("after the ttl the lease is %s's, renewed %v after it was taken", holder, renewed.Sub(taken))
+	}
+	if time.Since(renewed) > 300*time.Millisecond {
+		t.Errorf("renewed %v ago, longer than the ttl", time.Since(renewed))
+	}
+	c.Close()
+	if holder, _ := lease(); holder != "" {
+		t.Errorf("after Close the lease is still %q's", holder)
+	}
+}

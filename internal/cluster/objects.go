@@ -167,6 +167,51 @@ func (c *Client) Lock(ctx context.Context, name, holder string, ttl time.Duratio
 	}
 }
 
+// Hold takes the kube-system Lease name as Lock does and keeps it while
+// the client is open: renewed every ttl/3, given back when the client is
+// closed. A holder that is killed lets it go after ttl, so a run that
+// takes much longer than ttl (an upgrade) still holds it throughout.
+func (c *Client) Hold(ctx context.Context, name, holder string, ttl time.Duration, waiting func(holder string, err error)) error {
+	release, err := c.Lock(ctx, name, holder, ttl, waiting)
+	if err != nil {
+		return err
+	}
+	api, err := c.api(ctx)
+	if err != nil {
+		release()
+		return err
+	}
+	leases := api.CoordinationV1().Leases(metav1.NamespaceSystem)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(ttl / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ttl/3)
+			if l, err := leases.Get(rctx, name, metav1.GetOptions{}); err == nil && l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity == holder {
+				now := metav1.NewMicroTime(time.Now())
+				l.Spec.RenewTime = &now
+				if _, err := leases.Update(rctx, l, metav1.UpdateOptions{}); err != nil {
+					c.logf("renew lease kube-system/%s: %v", name, err)
+				}
+			}
+			cancel()
+		}
+	}()
+	c.onClose(func() {
+		close(stop)
+		<-done
+		release()
+	})
+	return nil
+}
+
 // CreateSecret creates a Secret; one of that name already there is
 // ErrRefused.
 func (c *Client) CreateSecret(ctx context.Context, s *corev1.Secret) error {
