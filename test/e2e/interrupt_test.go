@@ -87,7 +87,14 @@ func TestInitInterrupted(t *testing.T) {
 // starts with step; it returns the exit code and the output.
 func interruptAt(t *testing.T, args []string, step string, sig syscall.Signal) (int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	return interruptWhen(t, args, func(line string) bool { return strings.HasPrefix(line, step) }, 300*time.Millisecond, sig)
+}
+
+// interruptWhen runs kubeforge and sends it sig delay after the first
+// stdout line that at matches; it returns the exit code and the output.
+func interruptWhen(t *testing.T, args []string, at func(line string) bool, delay time.Duration, sig syscall.Signal) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, kubeforge, args...)
 	cmd.Env = os.Environ()
@@ -105,9 +112,9 @@ func interruptAt(t *testing.T, args []string, step string, sig syscall.Signal) (
 	for sc.Scan() {
 		line := sc.Text()
 		out.WriteString(line + "\n")
-		if !sent && strings.HasPrefix(line, step) {
+		if !sent && at(line) {
 			sent = true
-			time.AfterFunc(300*time.Millisecond, func() { _ = cmd.Process.Signal(sig) })
+			time.AfterFunc(delay, func() { _ = cmd.Process.Signal(sig) })
 		}
 	}
 	err = cmd.Wait()

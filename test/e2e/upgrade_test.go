@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/kubeforge/kubeforge/components/bundle"
 )
@@ -146,7 +148,7 @@ func TestUpgrade(t *testing.T) {
 		}
 	})
 
-	for _, dist := range steps {
+	for i, dist := range steps {
 		m, err := bundle.Load(dist)
 		if err != nil {
 			t.Fatal(err)
@@ -156,6 +158,32 @@ func TestUpgrade(t *testing.T) {
 			r := runWith(t, kubeforge, dist, nil, "upgrade", "plan", "-f", cluster, "--state-dir", state)
 			if r.code != 0 {
 				t.Fatalf("upgrade plan: %s", r)
+			}
+			if i == 0 {
+				// Killed without warning in the second control plane's step,
+				// then in the first worker's drain: the re-run converges.
+				apply := []string{"upgrade", "apply", "-f", cluster, "--state-dir", state, "--yes", "--bundle", dist}
+				firstDone := func(l string) bool {
+					return strings.HasPrefix(l, "[upgrade-control-planes] "+cps[0]+" ") && strings.Contains(l, " ok ")
+				}
+				code, out := interruptWhen(t, apply, firstDone, 8*time.Second, syscall.SIGKILL)
+				t.Logf("SIGKILL 8s after %s's step: exit %d, last lines:\n%s", cps[0], code, lastLines(out, 4))
+				if code == 0 {
+					t.Fatalf("the apply ended before it was killed:\n%s", out)
+				}
+				drain := func(l string) bool { return strings.HasPrefix(l, "[upgrade-workers] ") && strings.Contains(l, " on ") }
+				code, out = interruptWhen(t, apply, drain, 2*time.Second, syscall.SIGKILL)
+				t.Logf("SIGKILL 2s into the workers' step: exit %d, last lines:\n%s", code, lastLines(out, 4))
+				if code == 0 {
+					t.Fatalf("the apply ended before it was killed:\n%s", out)
+				}
+				if !strings.Contains(out, "[upgrade-node] "+cps[0]+" already on ") {
+					t.Errorf("the re-run drained %s again, which the first run had moved:\n%s", cps[0], out)
+				}
+				cordoned := k.must(t, "get", "nodes", "-o", "jsonpath={range .items[?(@.spec.unschedulable==true)]}{.metadata.name} {end}")
+				if !strings.Contains(cordoned, workers[0]) && !strings.Contains(cordoned, workers[1]) {
+					t.Errorf("no worker is cordoned after the kill in the workers' step (cordoned: %q): the kill came too late", cordoned)
+				}
 			}
 			r = runWith(t, kubeforge, dist, nil, "upgrade", "apply", "-f", cluster, "--state-dir", state, "--yes")
 			if r.code != 0 {
@@ -217,4 +245,10 @@ func TestUpgrade(t *testing.T) {
 	}
 	svc := onHost(t, names[0], "pkill -f /dev/tcp/ || true; grep -c '^ok' /root/svc.log; grep -c '^fail' /root/svc.log; grep '^fail' /root/svc.log | head -5")
 	t.Logf("the Service from %s: ok, failed, first failures:\n%s", names[0], svc)
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
