@@ -359,6 +359,15 @@ func TestRuntimeChoice(t *testing.T) {
 	if s := d.Services[0]; s.Unit != nil || !strings.Contains(string(d.Files[2].Data), "version = 2") {
 		t.Errorf("the OS's containerd keeps its unit and a 1.x configuration: %s", d.Files[2].Data)
 	}
+	// Drained in an upgrade, the same node moves to the bundle's.
+	p.switchOS = true
+	d, err = p.desired(&host.Facts{Containerd: "1.6.20", ContainerdUnit: osUnit, KubeletConfigured: true}, hostQuirks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := d.Services[0]; !strings.Contains(string(s.Unit), "ExecStart=/opt/kubeforge/current/bin/containerd") || !strings.Contains(string(d.Files[2].Data), "version = 4") {
+		t.Errorf("an upgrade's drained node moves to the bundle's containerd: %s\n%s", s.Unit, d.Files[2].Data)
+	}
 }
 
 func validToken(s string) bool {

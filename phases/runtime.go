@@ -28,7 +28,18 @@ const (
 // images. A node made before kubeforge shipped its runtime keeps the OS's
 // containerd: switching a running node's runtime needs its pods gone
 // first (a drain), which is the upgrade's step, not init's or join's.
-type runtimePhase struct{ env *Env }
+type runtimePhase struct {
+	env *Env
+	// switchOS: the node is drained (a step of an upgrade), so a node on
+	// the OS's containerd moves to the bundle's: its unit shadows the OS's
+	// (same name, /etc/systemd/system), its configuration is rewritten in
+	// containerd 2's format, and the images are imported with its ctr.
+	// The state under /var/lib/containerd is kept, containerd 2 reads 1.x's.
+	switchOS bool
+}
+
+// keepsOS: this run leaves the host on the OS's containerd.
+func (p *runtimePhase) keepsOS(f *host.Facts) bool { return usesOSContainerd(f) && !p.switchOS }
 
 // Where the bundle's runtime runs from. It is not linked onto PATH: on a
 // node that keeps the OS's containerd, the OS's runc and ctr stay the
@@ -104,7 +115,7 @@ func (p *runtimePhase) desired(f *host.Facts, q hostQuirks) (Desired, error) {
 		{Path: modulesFile, Data: []byte("# " + templates.Header + "\n" + modules), Mode: host.FileMode{Perm: 0o644}},
 		{Path: sysctlFile, Data: []byte("# " + templates.Header + "\n" + sysctls), Mode: host.FileMode{Perm: 0o644}},
 	}}
-	if usesOSContainerd(f) {
+	if p.keepsOS(f) {
 		toml, err := templates.Render("containerd/config-1.x.toml.tmpl", map[string]any{
 			"SandboxImage":        pause.Ref,
 			"RestrictOOMScoreAdj": q.cannotLowerOOMScore,
@@ -227,6 +238,17 @@ func (p *runtimePhase) Run(ctx context.Context, h *host.Host) error {
 	}
 	if _, err := d.Apply(ctx, h); err != nil {
 		return err
+	}
+	if usesOSContainerd(f) && !p.keepsOS(f) {
+		// Switched: systemd runs the bundle's containerd now, and the
+		// facts say so (ctr is the bundle's from here on).
+		if f, err = h.GatherFacts(ctx); err != nil {
+			return err
+		}
+		if usesOSContainerd(f) {
+			return fmt.Errorf("containerd.service still runs from %s after kubeforge's unit was written to %s: read systemctl status containerd", f.ContainerdUnit, UnitPath("containerd"))
+		}
+		p.env.Log.Info("switched to the bundle's containerd", "host", h.Name())
 	}
 	// Load the modules and apply the sysctls now, not only at boot. A
 	// module built into the kernel is fine: modprobe succeeds for it. What

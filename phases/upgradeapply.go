@@ -97,7 +97,7 @@ type upgradeNodePhase struct {
 func NewUpgradeNode(env *Env, o UpgradeOptions) Phase {
 	n := max(o.MaxUnavailable, 1)
 	return &upgradeNodePhase{env: env, opts: o, slots: make(chan struct{}, n),
-		bundle: &bundlePhase{env: env}, install: &installPhase{env: env}, runtime: &runtimePhase{env: env},
+		bundle: &bundlePhase{env: env}, install: &installPhase{env: env}, runtime: &runtimePhase{env: env, switchOS: true},
 		etcd: &etcdPhase{env: env}, control: &controlPlanePhase{env: env}, keep: &vipPhase{env: env},
 		kubelet: &kubeletPhase{env: env}, proxy: &proxyPhase{env: env}, cni: &cniPhase{env: env}}
 }
