@@ -40,10 +40,12 @@ spec:
         - name: httpd
           image: kubeforge.local/e2e-busybox:1
           imagePullPolicy: Never
-          command: [/bin/busybox, sh, -c, "mkdir -p /tmp/www && echo hello > /tmp/www/index.html && exec /bin/busybox httpd -f -p 8080 -h /tmp/www"]
+          command: [/bin/busybox, sh, -c, "echo hello > /www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www"]
           ports: [{containerPort: 8080}]
           readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 2}
           securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+          volumeMounts: [{name: www, mountPath: /www}] # the image has no writable directory
+      volumes: [{name: www, emptyDir: {}}]
 ---
 apiVersion: policy/v1
 kind: PodDisruptionBudget
