@@ -8,7 +8,8 @@
 // one init on fresh hosts and re-runs of it with nothing to change. The HA
 // section (with 8 lab hosts): init of 3 control planes behind the VIP, the
 // VIP failover time, joining 1 worker against 4 at once, and a renewal.
-// `make bench` runs it.
+// The upgrade section (upgrade.go): 3 control planes + 2 workers moved
+// from the window's previous minor to the default. `make bench` runs it.
 package main
 
 import (
@@ -38,7 +39,7 @@ import (
 func main() {
 	root := flag.String("root", ".", "repository root")
 	out := flag.String("out", "docs/benchmarks.md", "file whose cluster section to rewrite")
-	only := flag.String("only", "", "run only this part: kubeadm (the reference path, on the lab's first host)")
+	only := flag.String("only", "", "run only this part: kubeadm (the reference path, on the lab's first host) or upgrade (5 hosts)")
 	flag.Parse()
 	var err error
 	switch *only {
@@ -46,8 +47,10 @@ func main() {
 		err = run(*root, *out)
 	case "kubeadm":
 		err = runKubeadmOnly(*root)
+	case "upgrade":
+		err = runUpgradeOnly(*root, *out)
 	default:
-		err = fmt.Errorf("-only %q: the only part is kubeadm", *only)
+		err = fmt.Errorf("-only %q: the parts are kubeadm (the reference path) and upgrade", *only)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -163,7 +166,34 @@ func run(root, outFile string) error {
 		return fmt.Errorf("HA: %w", err)
 	}
 	fmt.Print(ha)
-	return rewrite(filepath.Join(root, outFile), ha, haBeginMark, haEndMark)
+	if err := rewrite(filepath.Join(root, outFile), ha, haBeginMark, haEndMark); err != nil {
+		return err
+	}
+	up, err := runUpgrade(ctx, root, l, dir)
+	if err != nil {
+		return fmt.Errorf("upgrade: %w", err)
+	}
+	fmt.Print(up)
+	return rewrite(filepath.Join(root, outFile), up, upgradeBeginMark, upgradeEndMark)
+}
+
+// runUpgradeOnly measures the upgrade alone (make bench-upgrade).
+func runUpgradeOnly(root, outFile string) error {
+	l, err := lab.Load(root)
+	if err != nil {
+		return fmt.Errorf("%w (make lab-up N=5 CP=3)", err)
+	}
+	dir, err := os.MkdirTemp("", "kubeforge-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	up, err := runUpgrade(context.Background(), root, l, dir)
+	if err != nil {
+		return err
+	}
+	fmt.Print(up)
+	return rewrite(filepath.Join(root, outFile), up, upgradeBeginMark, upgradeEndMark)
 }
 
 // recreate makes hosts fresh, then waits for the machine to be idle: the
