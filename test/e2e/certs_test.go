@@ -104,6 +104,7 @@ type prober struct {
 	requests, failures int
 	first              []string
 	stop               chan struct{}
+	stopOnce           sync.Once
 	done               sync.WaitGroup
 }
 
@@ -156,7 +157,12 @@ func (p *prober) fail(why string) {
 	}
 }
 
-func (p *prober) Stop() { close(p.stop); p.done.Wait() }
+// Stop ends the probing; a second Stop (a deferred one after the
+// explicit one) is a no-op.
+func (p *prober) Stop() {
+	p.stopOnce.Do(func() { close(p.stop) })
+	p.done.Wait()
+}
 
 func TestCerts(t *testing.T) {
 	if os.Getenv(certsEnv) != "1" {
