@@ -140,7 +140,7 @@ func TestUpgrade(t *testing.T) {
 	api := startAPIProber(t, filepath.Join(state, "admin.conf"), "/api/v1/namespaces")
 	defer api.Stop()
 	// The Service from a host, with bash's /dev/tcp: a line per try.
-	svcLoop := fmt.Sprintf(`nohup bash -c 'while :; do if timeout 2 bash -c "exec 3<>/dev/tcp/%s/80 && printf \"GET / HTTP/1.0\r\n\r\n\" >&3 && grep -q hello <&3"; then echo ok; else echo fail $(date +%%T.%%N); fi; sleep 0.2; done' >/root/svc.log 2>&1 &`, svcIP)
+	svcLoop := fmt.Sprintf(`nohup bash -c 'while :; do if timeout 2 bash -c "exec 3<>/dev/tcp/%s/80 && printf \"GET / HTTP/1.0\r\n\r\n\" >&3 && grep -q hello <&3"; then echo ok; else echo fail $(date +%%T.%%N); fi; sleep 0.2; done' >/root/svc.log 2>&1 & echo $! >/root/svc.pid`, svcIP)
 	onHost(t, names[0], svcLoop)
 
 	t.Run("plan refuses a skipped minor", func(t *testing.T) {
@@ -245,7 +245,7 @@ func TestUpgrade(t *testing.T) {
 	if api.failures > 0 {
 		t.Errorf("%d of %d API requests through the VIP failed: %v", api.failures, api.requests, api.first)
 	}
-	svc := onHost(t, names[0], "pkill -f /dev/tcp/ || true; grep -c '^ok' /root/svc.log; grep -c '^fail' /root/svc.log; grep '^fail' /root/svc.log | head -5")
+	svc := onHost(t, names[0], "kill $(cat /root/svc.pid); grep -c '^ok' /root/svc.log; grep -c '^fail' /root/svc.log || true; grep '^fail' /root/svc.log | head -5")
 	t.Logf("the Service from %s: ok, failed, first failures:\n%s", names[0], svc)
 }
 
