@@ -401,7 +401,7 @@ spec:
 		t.Fatal(err)
 	}
 	conf := string(d.Files[0].Data)
-	for _, want := range []string{"interface ens3", "priority 199", "unicast_src_ip 192.0.2.12", "192.0.2.11\n", "192.0.2.13\n", "192.0.2.100/32 dev ens3"} {
+	for _, want := range []string{"interface ens3", "priority 199", "nopreempt", "unicast_src_ip 192.0.2.12", "192.0.2.11\n", "192.0.2.13\n", "192.0.2.100/32 dev ens3"} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("keepalived.conf lacks %q:\n%s", want, conf)
 		}

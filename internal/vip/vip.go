@@ -1,10 +1,16 @@
-// Package vip gives the control plane's virtual IP away and takes it back
-// without a gap, for a control plane whose API server or etcd is about to
-// restart (a renewal, a removal, an upgrade). keepalived's maintenance
-// check fails while MaintenanceFlag exists, which lowers the host's VRRP
-// priority below every peer's: a healthy peer takes the VIP and announces
-// it before the host lets it go (make before break), and the other way
-// round when the flag goes.
+// Package vip gives the control plane's virtual IP away, for a control
+// plane whose API server or etcd is about to restart (a renewal, an
+// upgrade), without failing a request through it. keepalived's
+// maintenance check fails while MaintenanceFlag exists, which lowers the
+// host's VRRP priority below every peer's, so it wins no election while it
+// restarts. A holder hands the VIP over: new connections to the VIP on it
+// wait (their SYN is dropped, and the client sends it again a second
+// later), its API server shuts down gracefully (HTTP/2 GOAWAY: clients
+// finish what is in flight and open a new connection), then keepalived
+// stops there and the peer with the highest priority takes the VIP at
+// once; the delayed SYNs reach that peer. keepalived never preempts
+// (nopreempt), so the VIP does not come back, which would reset every
+// connection open through it.
 package vip
 
 import (
@@ -40,15 +46,41 @@ func Movable(c *config.Cluster) bool {
 	return c.Spec.ControlPlane.VIP != "" && len(c.HostsWith(config.RoleControlPlane)) >= 2
 }
 
-// MoveOff puts h in maintenance and waits until it no longer holds the
-// VIP and the API answers through the VIP, asked from probe. On failure
-// the maintenance ends again.
+// handoffRule is the iptables rule that holds new connections to the VIP
+// back on its holder during a hand-over (arguments to -I or -D).
+func handoffRule(c *config.Cluster) string {
+	return fmt.Sprintf("INPUT -d %s/32 -p tcp --dport %d --syn -m comment --comment kubeforge-vip-handoff -j DROP",
+		c.Spec.ControlPlane.VIP, c.Spec.ControlPlane.Port)
+}
+
+// MoveOff puts h in maintenance and, when it holds the VIP, hands it over;
+// it waits until h no longer holds the VIP and the API answers through
+// the VIP, asked from probe. Return undoes it. On failure the maintenance
+// ends again.
 func MoveOff(ctx context.Context, client *cluster.Client, c *config.Cluster, h, probe *host.Host) error {
 	vip := c.Spec.ControlPlane.VIP
+	held, err := Holds(ctx, h, vip)
+	if err != nil {
+		return err
+	}
 	if _, err := h.Run(ctx, "touch "+MaintenanceFlag); err != nil {
 		return err
 	}
-	err := wait.For(ctx, 30*time.Second, func() (bool, error) {
+	if held {
+		// In-flight requests of the API server's clients finish in the
+		// 300 ms before keepalived stops; a request that comes later goes
+		// on a new connection, whose SYN waits for the new holder.
+		script := fmt.Sprintf(`set -e
+iptables -w -C %[1]s 2>/dev/null || iptables -w -I %[1]s
+systemctl stop --no-block kube-apiserver
+sleep 0.3
+systemctl stop keepalived`, handoffRule(c))
+		if _, err := h.Run(ctx, script); err != nil {
+			undo(ctx, h, c)
+			return fmt.Errorf("hand the VIP %s over: %w", vip, err)
+		}
+	}
+	err = wait.For(ctx, 30*time.Second, func() (bool, error) {
 		held, err := Holds(ctx, h, vip)
 		if err != nil || held {
 			return false, err
@@ -56,17 +88,37 @@ func MoveOff(ctx context.Context, client *cluster.Client, c *config.Cluster, h, 
 		return client.EndpointReady(ctx, probe) == nil, nil
 	})
 	if err != nil {
-		_, _ = h.Run(context.WithoutCancel(ctx), "rm -f "+MaintenanceFlag)
+		undo(ctx, h, c)
 		return fmt.Errorf("no other control plane took the VIP %s: %w (see journalctl -u keepalived)", vip, err)
+	}
+	if held {
+		// The VIP's traffic reaches the new holder: nothing more to hold
+		// back here. The API server's shutdown ends before the restart.
+		if _, err := h.Run(ctx, "iptables -w -D "+handoffRule(c)+"; systemctl stop kube-apiserver"); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// Return ends h's maintenance: it may hold the VIP again (and, having the
-// highest priority, takes it back, make before break). It waits until the
-// API answers through the VIP from h.
+// undo ends a maintenance that failed: the rule, the flag, the services.
+func undo(ctx context.Context, h *host.Host, c *config.Cluster) {
+	ctx = context.WithoutCancel(ctx)
+	_, _ = h.Run(ctx, fmt.Sprintf("iptables -w -D %s 2>/dev/null; rm -f %s; systemctl start kube-apiserver keepalived", handoffRule(c), MaintenanceFlag))
+}
+
+// Return ends h's maintenance: its API server runs (a hand-over stopped
+// it, and a restart with nothing new does not start it) and is ready, and
+// keepalived runs again. The VIP stays where it went (nopreempt). It waits
+// until the API answers through the VIP from h.
 func Return(ctx context.Context, client *cluster.Client, h *host.Host) error {
-	if _, err := h.Run(ctx, "rm -f "+MaintenanceFlag); err != nil {
+	if _, err := h.Run(ctx, "systemctl start kube-apiserver"); err != nil {
+		return err
+	}
+	if err := client.WaitAPIServer(ctx, h, 3*time.Minute); err != nil {
+		return err
+	}
+	if _, err := h.Run(ctx, "rm -f "+MaintenanceFlag+" && systemctl start keepalived"); err != nil {
 		return err
 	}
 	// Its checks pass twice a second apart before keepalived counts it.
