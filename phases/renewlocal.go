@@ -182,7 +182,7 @@ func RenewLocal(ctx context.Context, env *Env, h *host.Host, window time.Duratio
 			}
 		}
 		if moved {
-			if err := vip.Return(ctx, client, h); err != nil {
+			if err := vip.Return(ctx, client, env.Cluster, h); err != nil {
 				return res, err
 			}
 		}

@@ -160,6 +160,9 @@ func (p *vipPhase) Run(ctx context.Context, h *host.Host) error {
 	if _, err := d.Apply(ctx, h); err != nil {
 		return err
 	}
+	if err := vip.ClearHandoff(ctx, h, p.env.Cluster); err != nil {
+		return err
+	}
 	// Some control plane holds the VIP and serves the API through it.
 	cp := p.env.Cluster.Spec.ControlPlane
 	if err := wait.For(ctx, 90*time.Second, func() (bool, error) { return true, p.env.Client.EndpointReady(ctx, h) }); err != nil {
@@ -169,12 +172,13 @@ func (p *vipPhase) Run(ctx context.Context, h *host.Host) error {
 }
 
 // withVIPAway runs restart with the VIP moved off h first (see
-// internal/vip: keepalived's maintenance flag, a healthy peer takes it),
-// h's keepalived configuration brought up to date before (a cluster made
-// by an older kubeforge may lack the maintenance check), and gives h its
-// place among the holders back after: a host's API server or etcd
-// restarts while clients reach the others. Without a VIP, or another
-// control plane to hold it, restart just runs.
+// internal/vip: keepalived's maintenance flag; a holder hands the VIP
+// over, its API server shut down gracefully), h's keepalived
+// configuration brought up to date before (a cluster made by an older
+// kubeforge may lack the maintenance check, or preempt), and h's API
+// server and keepalived running again after, the VIP left where it went:
+// a host's API server or etcd restarts while clients reach the others.
+// Without a VIP, or another control plane to hold it, restart just runs.
 func withVIPAway(ctx context.Context, env *Env, h *host.Host, restart func() error) error {
 	if !vip.Movable(env.Cluster) {
 		return restart()
@@ -188,5 +192,5 @@ func withVIPAway(ctx context.Context, env *Env, h *host.Host, restart func() err
 	if err := restart(); err != nil {
 		return err
 	}
-	return vip.Return(ctx, env.Client, h)
+	return vip.Return(ctx, env.Client, env.Cluster, h)
 }

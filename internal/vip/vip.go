@@ -53,6 +53,14 @@ func handoffRule(c *config.Cluster) string {
 		c.Spec.ControlPlane.VIP, c.Spec.ControlPlane.Port)
 }
 
+// ClearHandoff removes the hand-over's rule, left behind by a run that
+// was killed during one: on a host that holds the VIP later, it would
+// hold every new connection back.
+func ClearHandoff(ctx context.Context, h *host.Host, c *config.Cluster) error {
+	_, err := h.Run(ctx, "while iptables -w -D "+handoffRule(c)+" 2>/dev/null; do :; done")
+	return err
+}
+
 // MoveOff puts h in maintenance and, when it holds the VIP, hands it over;
 // it waits until h no longer holds the VIP and the API answers through
 // the VIP, asked from probe. Return undoes it. On failure the maintenance
@@ -111,7 +119,10 @@ func undo(ctx context.Context, h *host.Host, c *config.Cluster) {
 // it, and a restart with nothing new does not start it) and is ready, and
 // keepalived runs again. The VIP stays where it went (nopreempt). It waits
 // until the API answers through the VIP from h.
-func Return(ctx context.Context, client *cluster.Client, h *host.Host) error {
+func Return(ctx context.Context, client *cluster.Client, c *config.Cluster, h *host.Host) error {
+	if err := ClearHandoff(ctx, h, c); err != nil {
+		return err
+	}
 	if _, err := h.Run(ctx, "systemctl start kube-apiserver"); err != nil {
 		return err
 	}
