@@ -109,6 +109,7 @@ var constructors = map[string]func(*Env) Phase{
 	"addons":             func(env *Env) Phase { return &addonsPhase{env: env} },
 	"ready":              func(env *Env) Phase { return &readyPhase{env: env} },
 	"vip":                func(env *Env) Phase { return &vipPhase{env: env} },
+	"vip-resume":         func(env *Env) Phase { return &vipResumePhase{env: env} },
 	"upload-certs":       func(env *Env) Phase { return &uploadCertsPhase{env: env} },
 	"certs-inventory":    func(env *Env) Phase { return &certInventoryPhase{env: env} },
 	"certs-renew":        func(env *Env) Phase { return &certsRenewPhase{env: env} },

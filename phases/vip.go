@@ -194,3 +194,40 @@ func withVIPAway(ctx context.Context, env *Env, h *host.Host, restart func() err
 	}
 	return vip.Return(ctx, env.Client, env.Cluster, h)
 }
+
+// vipResumePhase ends the maintenance a killed run left on a control plane
+// (the flag, maybe the hand-over's rule with its API server and keepalived
+// stopped): the host serves again as it did, so the run that follows
+// reads it and moves it in its turn.
+type vipResumePhase struct{ env *Env }
+
+func (*vipResumePhase) Title() string {
+	return "End the maintenance an interrupted run left on a control plane"
+}
+
+func (p *vipResumePhase) Enabled() (bool, string) {
+	if !vip.Movable(p.env.Cluster) {
+		return false, "no VIP moves in this cluster"
+	}
+	return true, ""
+}
+
+func (p *vipResumePhase) left(ctx context.Context, h *host.Host) (bool, error) {
+	return h.Check(ctx, "test -e "+host.Quote(MaintenanceFlag))
+}
+
+func (p *vipResumePhase) Plan(ctx context.Context, h *host.Host) ([]string, error) {
+	if left, err := p.left(ctx, h); err != nil || !left {
+		return nil, err
+	}
+	return []string{"end the maintenance a killed run left: start kube-apiserver and keepalived, remove " + MaintenanceFlag}, nil
+}
+
+func (p *vipResumePhase) Run(ctx context.Context, h *host.Host) error {
+	left, err := p.left(ctx, h)
+	if err != nil || !left {
+		return err
+	}
+	p.env.Log.Info("ending the maintenance a killed run left", "host", h.Name())
+	return vip.Return(ctx, p.env.Client, p.env.Cluster, h)
+}
