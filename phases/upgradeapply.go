@@ -87,6 +87,11 @@ type upgradeNodePhase struct {
 	env   *Env
 	opts  UpgradeOptions
 	slots chan struct{}
+	// resumed: the workers an earlier run left cordoned, each with a
+	// channel closed once it is done here. They go first: a worker
+	// drained while another stays cordoned would leave its pods (and a
+	// PodDisruptionBudget) fewer nodes than --max-unavailable allows.
+	resumed map[string]chan struct{}
 	// The phases a node is made of, prepared once for the step.
 	bundle                                *bundlePhase
 	install, runtime, etcd, control, keep Phase
@@ -107,6 +112,18 @@ func (*upgradeNodePhase) Title() string {
 }
 
 func (p *upgradeNodePhase) Prepare(ctx context.Context) error {
+	if !p.env.DryRun {
+		nodes, err := p.env.Client.Nodes(ctx)
+		if err != nil {
+			return err
+		}
+		p.resumed = map[string]chan struct{}{}
+		for _, n := range nodes {
+			if spec := p.env.Cluster.Host(n.Name); spec != nil && !spec.Has(config.RoleControlPlane) && n.Spec.Unschedulable {
+				p.resumed[n.Name] = make(chan struct{})
+			}
+		}
+	}
 	for _, ph := range []Phase{p.bundle, p.install, p.runtime, p.etcd, p.control, p.keep, p.kubelet, p.proxy, p.cni} {
 		if pr, ok := ph.(Preparer); ok {
 			if err := pr.Prepare(ctx); err != nil {
@@ -163,6 +180,22 @@ func enabled(ph Phase) (bool, string) {
 
 func (p *upgradeNodePhase) Run(ctx context.Context, h *host.Host) error {
 	if !h.Spec.Has(config.RoleControlPlane) {
+		if done, ok := p.resumed[h.Name()]; ok {
+			defer close(done)
+		} else {
+			// Bounded, should a resumed worker not be in this step.
+			limit := time.After(p.opts.DrainTimeout + 10*time.Minute)
+		wait:
+			for _, done := range p.resumed {
+				select {
+				case <-done:
+				case <-limit:
+					break wait
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
 		select {
 		case p.slots <- struct{}{}:
 			defer func() { <-p.slots }()
