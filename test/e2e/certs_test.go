@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -103,9 +104,15 @@ func stateCert(t *testing.T, state, rel string) *x509.Certificate {
 type prober struct {
 	requests, failures int
 	first              []string
-	stop               chan struct{}
-	stopOnce           sync.Once
-	done               sync.WaitGroup
+	// retried: answers of 503 or 429 with a Retry-After header (an API
+	// server in its graceful shutdown asks its clients to come back),
+	// retried once after that delay, as client-go does; a retry that
+	// fails too is a failure.
+	retried      int
+	firstRetried []string
+	stop         chan struct{}
+	stopOnce     sync.Once
+	done         sync.WaitGroup
 }
 
 // startProber asks /readyz through the VIP every 200 ms, anonymously, on
@@ -136,6 +143,17 @@ func probe(client *http.Client, url string, period time.Duration) *prober {
 			}
 			p.requests++
 			resp, err := client.Get(url)
+			if err == nil && (resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests) {
+				if after, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && after >= 0 && after <= 3 {
+					resp.Body.Close()
+					p.retried++
+					if len(p.firstRetried) < 5 {
+						p.firstRetried = append(p.firstRetried, time.Now().Format("15:04:05.000")+" "+resp.Status+", Retry-After: "+strconv.Itoa(after))
+					}
+					time.Sleep(time.Duration(after) * time.Second)
+					resp, err = client.Get(url)
+				}
+			}
 			switch {
 			case err != nil:
 				p.fail(err.Error())
@@ -253,8 +271,8 @@ func TestCerts(t *testing.T) {
 		took := time.Since(start)
 		time.Sleep(time.Second)
 		p.Stop()
-		t.Logf("renew all -f of 3 control planes + 1 worker: %s (%s); /readyz through the VIP every 200 ms: %d requests, %d failures %v",
-			took.Round(100*time.Millisecond), doneLine(r.out), p.requests, p.failures, p.first)
+		t.Logf("renew all -f of 3 control planes + 1 worker: %s (%s); /readyz through the VIP every 200 ms: %d requests, %d failures %v, %d answered with Retry-After and retried %v",
+			took.Round(100*time.Millisecond), doneLine(r.out), p.requests, p.failures, p.first, p.retried, p.firstRetried)
 		if p.failures != 0 {
 			t.Errorf("%d of %d requests through the VIP failed during the renewal: %v", p.failures, p.requests, p.first)
 		}

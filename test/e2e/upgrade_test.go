@@ -241,7 +241,7 @@ func TestUpgrade(t *testing.T) {
 	})
 
 	api.Stop()
-	t.Logf("API through the VIP: %d requests, %d failed %v", api.requests, api.failures, api.first)
+	t.Logf("API through the VIP: %d requests, %d failed %v; %d answered with Retry-After and retried %v", api.requests, api.failures, api.first, api.retried, api.firstRetried)
 	if api.failures > 0 {
 		t.Errorf("%d of %d API requests through the VIP failed: %v", api.failures, api.requests, api.first)
 	}
