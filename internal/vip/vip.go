@@ -16,6 +16,7 @@ package vip
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -46,18 +47,30 @@ func Movable(c *config.Cluster) bool {
 	return c.Spec.ControlPlane.VIP != "" && len(c.HostsWith(config.RoleControlPlane)) >= 2
 }
 
-// handoffRule is the iptables rule that holds new connections to the VIP
-// back on its holder during a hand-over (arguments to -I or -D).
-func handoffRule(c *config.Cluster) string {
-	return fmt.Sprintf("INPUT -d %s/32 -p tcp --dport %d --syn -m comment --comment kubeforge-vip-handoff -j DROP",
-		c.Spec.ControlPlane.VIP, c.Spec.ControlPlane.Port)
+// handoffRule is the rule that holds new connections to the VIP back on
+// its holder during a hand-over: the iptables program for the VIP's
+// family, and the arguments after -C, -I or -D. The VIP and the port are
+// validated values (an address, a number).
+func handoffRule(c *config.Cluster) (program, rule string) {
+	program, bits := "iptables", 32
+	if a, err := netip.ParseAddr(c.Spec.ControlPlane.VIP); err == nil && a.Is6() {
+		program, bits = "ip6tables", 128
+	}
+	return program, fmt.Sprintf("INPUT -d %s/%d -p tcp --dport %d --syn -m comment --comment kubeforge-vip-handoff -j DROP",
+		c.Spec.ControlPlane.VIP, bits, c.Spec.ControlPlane.Port)
+}
+
+// handoffCommand is the rule's command with op (-C, -I, -D).
+func handoffCommand(c *config.Cluster, op string) string {
+	program, rule := handoffRule(c)
+	return program + " -w " + op + " " + rule
 }
 
 // ClearHandoff removes the hand-over's rule, left behind by a run that
 // was killed during one: on a host that holds the VIP later, it would
 // hold every new connection back.
 func ClearHandoff(ctx context.Context, h *host.Host, c *config.Cluster) error {
-	_, err := h.Run(ctx, "while iptables -w -D "+handoffRule(c)+" 2>/dev/null; do :; done")
+	_, err := h.Run(ctx, "while "+handoffCommand(c, "-D")+" 2>/dev/null; do :; done")
 	return err
 }
 
@@ -79,10 +92,10 @@ func MoveOff(ctx context.Context, client *cluster.Client, c *config.Cluster, h, 
 		// 300 ms before keepalived stops; a request that comes later goes
 		// on a new connection, whose SYN waits for the new holder.
 		script := fmt.Sprintf(`set -e
-iptables -w -C %[1]s 2>/dev/null || iptables -w -I %[1]s
+%s 2>/dev/null || %s
 systemctl stop --no-block kube-apiserver
 sleep 0.3
-systemctl stop keepalived`, handoffRule(c))
+systemctl stop keepalived`, handoffCommand(c, "-C"), handoffCommand(c, "-I"))
 		if _, err := h.Run(ctx, script); err != nil {
 			undo(ctx, h, c)
 			return fmt.Errorf("hand the VIP %s over: %w", vip, err)
@@ -102,7 +115,7 @@ systemctl stop keepalived`, handoffRule(c))
 	if held {
 		// The VIP's traffic reaches the new holder: nothing more to hold
 		// back here. The API server's shutdown ends before the restart.
-		if _, err := h.Run(ctx, "iptables -w -D "+handoffRule(c)+"; systemctl stop kube-apiserver"); err != nil {
+		if _, err := h.Run(ctx, handoffCommand(c, "-D")+"; systemctl stop kube-apiserver"); err != nil {
 			return err
 		}
 	}
@@ -112,7 +125,7 @@ systemctl stop keepalived`, handoffRule(c))
 // undo ends a maintenance that failed: the rule, the flag, the services.
 func undo(ctx context.Context, h *host.Host, c *config.Cluster) {
 	ctx = context.WithoutCancel(ctx)
-	_, _ = h.Run(ctx, fmt.Sprintf("iptables -w -D %s 2>/dev/null; rm -f %s; systemctl start kube-apiserver keepalived", handoffRule(c), MaintenanceFlag))
+	_, _ = h.Run(ctx, fmt.Sprintf("%s 2>/dev/null; rm -f %s; systemctl start kube-apiserver keepalived", handoffCommand(c, "-D"), MaintenanceFlag))
 }
 
 // Return ends h's maintenance: its API server runs (a hand-over stopped
