@@ -2,13 +2,20 @@ package phases
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/kubeforge/kubeforge/components/bundle"
+	"github.com/kubeforge/kubeforge/components/bundle/peer"
+	"github.com/kubeforge/kubeforge/internal/config"
 	"github.com/kubeforge/kubeforge/internal/host"
 )
 
@@ -16,8 +23,13 @@ import (
 const (
 	// BundleArchiveDir holds what an unpack needs beside the archive:
 	// kube-unpack and the list of the files' sums. The archive itself is
-	// streamed to kube-unpack, never written on the host.
+	// streamed to kube-unpack; only a control plane keeps a copy, in
+	// KeptArchiveDir, for the hosts that join later.
 	BundleArchiveDir = "/var/lib/kubeforge/bundle"
+	// KeptArchiveDir holds a control plane's copies of the archives it
+	// unpacked (by sum), which it serves to a joining host (kube-unpack
+	// -serve): the archive crosses the admin machine's link once.
+	KeptArchiveDir = BundleArchiveDir + "/archives"
 	// BundleRoot holds one directory per unpacked bundle, by archive sum,
 	// and "current" pointing at the one in use.
 	BundleRoot = "/opt/kubeforge"
@@ -117,6 +129,31 @@ func (p *bundlePhase) unpackDir() string { return path.Join(BundleRoot, p.sum[:1
 // sumsFile is the list of the files' sums the unpack checks.
 func (p *bundlePhase) sumsFile() string { return path.Join(BundleArchiveDir, p.sum[:16]+".sha256sums") }
 
+// keptArchive is a control plane's copy of the archive.
+func (p *bundlePhase) keptArchive() string { return path.Join(KeptArchiveDir, p.sum[:16]+".tar.zst") }
+
+// keeps: a control plane keeps the archive it unpacks, to serve it to
+// the hosts that join later.
+func keeps(h *host.Host) bool { return h.Spec.Has(config.RoleControlPlane) }
+
+// peers are the hosts h may fetch the archive from, in the cluster
+// file's order: in a run narrowed to some hosts (a join), the control
+// planes it does not touch, reached over SSH (only those have
+// kube-unpack to serve with). Init and upgrades, which unpack on every
+// host at once, have none.
+func (p *bundlePhase) peers(h *host.Host) []*config.Host {
+	if len(p.env.Targets) == 0 || !p.needsUnpacker(h) || p.env.Connect == nil {
+		return nil
+	}
+	var out []*config.Host
+	for _, cp := range p.env.Cluster.HostsWith(config.RoleControlPlane) {
+		if !cp.Local && !slices.Contains(p.env.Targets, cp.Name) {
+			out = append(out, cp)
+		}
+	}
+	return out
+}
+
 // bundleState is what a host has of the bundle.
 type bundleState struct {
 	unpacked, current bool
@@ -164,7 +201,11 @@ func (p *bundlePhase) Plan(ctx context.Context, h *host.Host) ([]string, error) 
 			plan = append(plan, fmt.Sprintf("upload the unpacker %s (%.1f MiB) to %s", p.env.Bundle.Unpacker.Path,
 				float64(p.env.Bundle.Unpacker.Size)/(1<<20), BundleUnpacker))
 		}
-		plan = append(plan, fmt.Sprintf("stream %s (%.1f MiB) to the host, unpacking and verifying it in %s",
+		how := "stream %s (%.1f MiB) to the host"
+		if peers := p.peers(h); len(peers) > 0 {
+			how = "fetch %s (%.1f MiB) from a control plane that keeps it (" + hostNames(peers) + "), or stream it from this machine"
+		}
+		plan = append(plan, fmt.Sprintf(how+", unpacking and verifying it in %s",
 			p.env.Bundle.Archive, float64(p.size)/(1<<20), p.unpackDir()))
 	}
 	if !st.current && !p.stage {
@@ -189,8 +230,10 @@ func (p *bundlePhase) Run(ctx context.Context, h *host.Host) error {
 				}
 			}
 		}
-		if err := p.unpack(ctx, h); err != nil {
-			return err
+		if err := p.unpackFromPeer(ctx, h); err != nil {
+			if err := p.unpack(ctx, h, "", nil); err != nil {
+				return err
+			}
 		}
 	}
 	if !st.current && !p.stage {
@@ -216,16 +259,19 @@ for d in %[3]s/*; do
 	case "$b" in *[!0-9a-f]*) continue ;; esac
 	[ ${#b} -eq 16 ] && [ -d "$d" ] && [ ! -L "$d" ] || continue
 	[ "$d" = %[1]s ] || [ "$d" = "$prev" ] && continue
-	rm -rf "$d" %[4]s/"$b".sha256sums
-done`, host.Quote(p.unpackDir()), host.Quote(CurrentBundle()), host.Quote(BundleRoot), host.Quote(BundleArchiveDir))
+	rm -rf "$d" %[4]s/"$b".sha256sums %[5]s/"$b".tar.zst
+done`, host.Quote(p.unpackDir()), host.Quote(CurrentBundle()), host.Quote(BundleRoot), host.Quote(BundleArchiveDir),
+		host.Quote(KeptArchiveDir))
 }
 
-// unpack streams the archive to the host's unpacker, which extracts it
-// into a temporary directory checking the stream's and every file's
-// sum as it writes them (the host reads nothing twice), then renames
-// the directory into place. An archive an earlier kubeforge kept on the
-// host goes.
-func (p *bundlePhase) unpack(ctx context.Context, h *host.Host) error {
+// unpack has the host's unpacker read the archive, from this machine's
+// stream (from "") or from a peer's server (from its IP:PORT, the token
+// on stdin), and extract it into a temporary directory checking the
+// stream's and every file's sum as it writes them (the host reads
+// nothing twice), then rename the directory into place. A control plane
+// keeps a copy of the checked archive. An archive an earlier kubeforge
+// kept beside kube-unpack goes.
+func (p *bundlePhase) unpack(ctx context.Context, h *host.Host, from string, stdin io.Reader) error {
 	var sums strings.Builder
 	for _, f := range p.env.Bundle.Files {
 		fmt.Fprintf(&sums, "%s  %s\n", f.SHA256, f.Path)
@@ -240,24 +286,108 @@ func (p *bundlePhase) unpack(ctx context.Context, h *host.Host) error {
 	if err != nil {
 		return err
 	}
+	var opts string
+	if keeps(h) {
+		opts += " --keep " + host.Quote(p.keptArchive())
+	}
+	if from != "" {
+		opts += " --from " + host.Quote(from)
+	}
 	dir, tmp := p.unpackDir(), p.unpackDir()+".unpacking"
 	script := fmt.Sprintf(`set -e
 rm -rf %[1]s
-%[2]s -C %[1]s --sha256 %[3]s --check %[4]s
+mkdir -p -m 0755 %[8]s
+%[2]s -C %[1]s --sha256 %[3]s --check %[4]s%[9]s
 echo %[3]s > %[1]s/%[5]s
 rm -rf %[6]s
 mv -T %[1]s %[6]s
 rm -f %[7]s/*.tar.zst %[7]s/*.tar.gz`, host.Quote(tmp), unpacker, p.sum, host.Quote(p.sumsFile()), bundleComplete,
-		host.Quote(dir), host.Quote(BundleArchiveDir))
-	f, err := os.Open(p.archive)
-	if err != nil {
-		return err
+		host.Quote(dir), host.Quote(BundleArchiveDir), host.Quote(KeptArchiveDir), opts)
+	if stdin == nil {
+		f, err := os.Open(p.archive)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		stdin = f
 	}
-	defer f.Close()
-	if _, err := h.RunWithReader(ctx, script, f); err != nil {
+	if _, err := h.RunWithReader(ctx, script, stdin); err != nil {
 		return fmt.Errorf("unpack the bundle: %w", err)
 	}
 	return nil
+}
+
+// unpackFromPeer has h fetch the archive from a control plane that keeps
+// it (kube-unpack -serve there, -from on h), so that it does not cross
+// this machine's link again. Any failure (no peer, an older peer without
+// the archive, a firewall between the two) is logged and returned: the
+// caller streams the archive itself.
+func (p *bundlePhase) unpackFromPeer(ctx context.Context, h *host.Host) error {
+	peers := p.peers(h)
+	if len(peers) == 0 {
+		return errors.New("no control plane to fetch from")
+	}
+	tok, err := peer.NewToken()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, spec := range peers {
+		src, err := p.env.Connect(ctx, spec)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ip := spec.ClusterAddress()
+		out, err := src.RunWithInput(ctx, fmt.Sprintf("%s -serve %s -listen %s -clients 1 -for 10m",
+			host.Quote(BundleUnpacker), host.Quote(p.keptArchive()), host.Quote(ip.String())), []byte(tok+"\n"))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		port, pid, err := parseServer(string(out))
+		if err != nil {
+			errs = append(errs, src.Errorf("kube-unpack -serve: %w", err))
+			continue
+		}
+		from := netip.AddrPortFrom(ip, port).String()
+		if err := p.unpack(ctx, h, from, strings.NewReader(tok+"\n")); err != nil {
+			// The server waits for its one transfer: end it.
+			_, _ = src.Run(ctx, "kill "+strconv.Itoa(pid)+" 2>/dev/null || true")
+			errs = append(errs, fmt.Errorf("from %s: %w", spec.Name, err))
+			break // the host's side failed: another peer would fail alike
+		}
+		p.env.Log.Info("bundle fetched from a control plane", "host", h.Name(), "from", spec.Name, "addr", from)
+		return nil
+	}
+	err = errors.Join(errs...)
+	p.env.Log.Warn("bundle: no control plane could serve the archive; streaming it from this machine", "host", h.Name(), "error", err)
+	return err
+}
+
+// hostNames lists the hosts' names, comma-separated.
+func hostNames(hosts []*config.Host) string {
+	names := make([]string, len(hosts))
+	for i, h := range hosts {
+		names[i] = h.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// parseServer reads kube-unpack -serve's "PORT PID".
+func parseServer(out string) (port uint16, pid int, err error) {
+	f := strings.Fields(out)
+	if len(f) != 2 {
+		return 0, 0, fmt.Errorf("printed %q, not \"PORT PID\"", out)
+	}
+	n, err := strconv.ParseUint(f[0], 10, 16)
+	if err != nil || n == 0 {
+		return 0, 0, fmt.Errorf("printed %q: not a port", out)
+	}
+	if pid, err = strconv.Atoi(f[1]); err != nil || pid <= 1 {
+		return 0, 0, fmt.Errorf("printed %q: not a pid", out)
+	}
+	return uint16(n), pid, nil
 }
 
 // unpackerCommand is the program that unpacks the archive on h:

@@ -3,6 +3,7 @@ package phases
 import (
 	"context"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -219,6 +220,12 @@ func TestBundleSwitchKeepsThePrevious(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	os.Mkdir(filepath.Join(sums, "archives"), 0o755)
+	for _, d := range []string{"aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc"} {
+		if err := os.WriteFile(filepath.Join(sums, "archives", d+".tar.zst"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := os.Symlink(filepath.Join(root, "bbbbbbbbbbbbbbbb"), filepath.Join(root, "current")); err != nil {
 		t.Fatal(err)
 	}
@@ -241,5 +248,110 @@ func TestBundleSwitchKeepsThePrevious(t *testing.T) {
 	}
 	if got := ls(sums); strings.Contains(got, "aaaa") || !strings.Contains(got, "bbbb") {
 		t.Errorf("sums left: %s", got)
+	}
+	if got, want := ls(filepath.Join(sums, "archives")), "bbbbbbbbbbbbbbbb.tar.zst cccccccccccccccc.tar.zst"; got != want {
+		t.Errorf("kept archives left: %s, want %s", got, want)
+	}
+}
+
+// serveHost is a control plane for the peer path: -serve answers
+// serveOut (or fails), and the rest succeeds.
+type serveHost struct {
+	serveOut string
+	ran      []string
+	token    string
+}
+
+func (s *serveHost) Run(_ context.Context, cmd string, stdin io.Reader) (ssh.Result, error) {
+	s.ran = append(s.ran, cmd)
+	if strings.Contains(cmd, " -serve ") {
+		in, _ := io.ReadAll(stdin)
+		s.token = string(in)
+		if s.serveOut == "" {
+			return ssh.Result{ExitCode: 1, Stderr: []byte("kube-unpack: stat: no such file")}, nil
+		}
+		return ssh.Result{Stdout: []byte(s.serveOut)}, nil
+	}
+	return ssh.Result{}, nil
+}
+func (*serveHost) Put(context.Context, io.Reader, string) error { return nil }
+func (*serveHost) Get(context.Context, string, io.Writer) error { return nil }
+func (*serveHost) Close() error                                 { return nil }
+
+// A join fetches the archive from a control plane the run does not
+// touch (one token to both, the address the control plane listens on);
+// a control plane it joins keeps a copy; when no control plane can
+// serve it, this machine streams it. Init has no peer.
+func TestBundleFromPeer(t *testing.T) {
+	for name, tc := range map[string]struct {
+		serveOut string
+		role     config.Role
+		targets  []string
+		fromPeer bool
+	}{
+		"worker join, from lab1":        {serveOut: "43210 777\n", role: config.RoleWorker, targets: []string{"lab4"}, fromPeer: true},
+		"control plane join, from lab1": {serveOut: "43210 777\n", role: config.RoleControlPlane, targets: []string{"lab4"}, fromPeer: true},
+		"lab1 has no archive":           {role: config.RoleWorker, targets: []string{"lab4"}},
+		"lab1 prints nonsense":          {serveOut: "ready\n", role: config.RoleWorker, targets: []string{"lab4"}},
+		"init":                          {serveOut: "43210 777\n", role: config.RoleWorker},
+	} {
+		env := bundleEnv(t, "kubeforge-bundle-v1-linux-amd64.tar.zst", true)
+		env.Log = slog.New(slog.DiscardHandler)
+		lab1 := &config.Host{Name: "lab1", Address: "10.0.0.1", Roles: []config.Role{config.RoleControlPlane}}
+		lab4 := &config.Host{Name: "lab4", Address: "10.0.0.4", Roles: []config.Role{tc.role}}
+		env.Cluster = &config.Cluster{Spec: config.Spec{Hosts: []config.Host{*lab1, *lab4}}}
+		env.Targets = tc.targets
+		src := &serveHost{serveOut: tc.serveOut}
+		env.Connect = func(_ context.Context, spec *config.Host) (*host.Host, error) {
+			if spec.Name != "lab1" {
+				t.Fatalf("%s: connected to %s", name, spec.Name)
+			}
+			return host.New(spec, src), nil
+		}
+		p := &bundlePhase{env: env}
+		if err := p.Prepare(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		fake := &bundleHost{state: "complete=\ncurrent=\n"}
+		h := host.New(lab4, fake)
+		plan, err := p.Plan(context.Background(), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(strings.Join(plan, "\n"), "from a control plane that keeps it (lab1)"); got != (tc.targets != nil) {
+			t.Errorf("%s: plan %q", name, plan)
+		}
+		fake.ran = nil
+		if err := p.Run(context.Background(), h); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var unpacks []string
+		for _, cmd := range fake.ran {
+			if strings.Contains(cmd, " --check ") {
+				unpacks = append(unpacks, cmd)
+			}
+		}
+		last := unpacks[len(unpacks)-1]
+		if tc.fromPeer {
+			if len(unpacks) != 1 || !strings.Contains(last, " --from 10.0.0.1:43210") {
+				t.Errorf("%s: unpacked with %q, want one from 10.0.0.1:43210", name, unpacks)
+			}
+			if fake.streamed != src.token || len(src.token) != 65 {
+				t.Errorf("%s: the host read %q, the server was given %q: want one token", name, fake.streamed, src.token)
+			}
+			if !strings.Contains(src.ran[0], "/var/lib/kubeforge/bundle/kube-unpack -serve /var/lib/kubeforge/bundle/archives/"+p.sum[:16]+".tar.zst -listen 10.0.0.1 ") {
+				t.Errorf("%s: served with %q", name, src.ran[0])
+			}
+		} else {
+			if strings.Contains(last, "--from") || fake.streamed != "archive" {
+				t.Errorf("%s: unpacked with %q reading %q, want this machine's stream", name, last, fake.streamed)
+			}
+		}
+		if got := strings.Contains(last, " --keep /var/lib/kubeforge/bundle/archives/"+p.sum[:16]+".tar.zst"); got != (tc.role == config.RoleControlPlane) {
+			t.Errorf("%s: a %s keeps the archive: %v", name, tc.role, got)
+		}
+		if tc.targets == nil && len(src.ran) != 0 {
+			t.Errorf("%s: init asked lab1 %q", name, src.ran)
+		}
 	}
 }

@@ -83,6 +83,9 @@ type Env struct {
 	// less --skip-phases, or the one of `phase NAME`),
 	// for a phase whose work another step may do first.
 	Phases []string
+	// Targets are the hosts a run narrowed to some is for (Runner.Targets:
+	// join --host); empty for a run of every host.
+	Targets []string
 }
 
 // packagesStep reports whether the run has the packages step, which

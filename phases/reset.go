@@ -43,7 +43,7 @@ var resetServices = []string{TimerUnit + ".timer", SnapshotTimerUnit + ".timer",
 // system users for this). A next init finds it there.
 var resetPaths = []string{KubernetesDir, EtcdDataDir, EtcdDataDir + ".before-restore-*", KubeletDir, KubeProxyDir,
 	FlannelDir, "/run/flannel", "/var/lib/cni", CNIConfDir + "/10-flannel.conflist", ContainerdConfig, modulesFile, sysctlFile, KubeletSysctlFile,
-	KeepalivedConfig, KeepalivedCheckScript, MaintenanceScript, MaintenanceFlag, BundleRoot, CurrentBundle(), SnapshotScript, path.Dir(SnapshotScript),
+	KeepalivedConfig, KeepalivedCheckScript, MaintenanceScript, MaintenanceFlag, BundleRoot, CurrentBundle(), KeptArchiveDir, SnapshotScript, path.Dir(SnapshotScript),
 	EtcdSysusersFile, EtcdTLSDir,
 	"/etc/systemd/system/kubelet.service", "/etc/systemd/system/kube-proxy.service", "/etc/systemd/system/flanneld.service",
 	"/etc/systemd/system/kube-scheduler.service", "/etc/systemd/system/kube-controller-manager.service",

@@ -128,7 +128,7 @@ func (r *Runner) Run(ctx context.Context, pb *playbooks.Playbook) ([]StepTiming,
 	phases := make([]Phase, len(pb.Steps))
 	for i, step := range pb.Steps {
 		env := *r.Env
-		env.Out, env.Phases = out.step(i), playing
+		env.Out, env.Phases, env.Targets = out.step(i), playing, r.Targets
 		p, err := newPhase(step.Phase, &env)
 		if err != nil {
 			return nil, fmt.Errorf("playbook %s: %w", pb.Name, err)

@@ -337,3 +337,80 @@ func UnpackWithSumsFile(r io.Reader, dir, archiveSum, sumsFile string) error {
 	}
 	return UnpackChecked(r, dir, sums)
 }
+
+// UnpackAndKeep is UnpackWithSumsFile that also keeps the checked
+// archive at keep (Keep); "" keeps none.
+func UnpackAndKeep(r io.Reader, dir, archiveSum, sumsFile, keep string) error {
+	if keep == "" {
+		return UnpackWithSumsFile(r, dir, archiveSum, sumsFile)
+	}
+	if archiveSum == "" {
+		return errors.New("keep the archive: its sha256 is needed, only a checked archive is kept")
+	}
+	in, k, err := Keep(r, keep)
+	if err != nil {
+		return err
+	}
+	if err := UnpackWithSumsFile(in, dir, archiveSum, sumsFile); err != nil {
+		k.Abort()
+		return err
+	}
+	return k.Commit()
+}
+
+// Keeper writes a copy of an archive as it is read, for a host that
+// serves it to others later (a control plane, to the nodes that join):
+// to a temporary name beside its path, moved into place by Commit once
+// the unpack that read it checked its sum.
+type Keeper struct {
+	path string
+	f    *os.File
+	err  error
+}
+
+// Keep returns r, teed to a Keeper of path.
+func Keep(r io.Reader, path string) (io.Reader, *Keeper, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return nil, nil, fmt.Errorf("keep the archive: %w", err)
+	}
+	k := &Keeper{path: path, f: f}
+	return io.TeeReader(r, k), k, nil
+}
+
+// Write keeps p; a failure to keep is reported by Commit, not to the
+// unpack reading through it.
+func (k *Keeper) Write(p []byte) (int, error) {
+	if k.err == nil {
+		_, k.err = k.f.Write(p)
+	}
+	return len(p), nil
+}
+
+// Commit moves the copy into place (mode 0644), durably.
+func (k *Keeper) Commit() error {
+	err := k.err
+	if err == nil {
+		err = k.f.Chmod(0o644)
+	}
+	if err == nil {
+		err = k.f.Sync()
+	}
+	if cerr := k.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(k.f.Name(), k.path)
+	}
+	if err != nil {
+		os.Remove(k.f.Name())
+		return fmt.Errorf("keep the archive as %s: %w", k.path, err)
+	}
+	return nil
+}
+
+// Abort removes the copy.
+func (k *Keeper) Abort() {
+	k.f.Close()
+	os.Remove(k.f.Name())
+}
