@@ -38,6 +38,8 @@ type haMeasure struct {
 	vipMoved, apiAnswered       time.Duration
 	stopped                     string
 	join1Phases, join4Phases    string
+	// join1Sent: what each control plane sent during the join, "lab1 94.6 MB".
+	join1Sent []string
 	// busy1, busy4: how many of this machine's cores were busy, on
 	// average, during each join (every lab host runs on them).
 	busy1, busy4 float64
@@ -134,6 +136,10 @@ func runHA(ctx context.Context, root string, l *lab.Lab, dir string) (string, er
 	if err != nil {
 		return "", err
 	}
+	tx0, err := sent(ctx, l, hosts[:3])
+	if err != nil {
+		return "", err
+	}
 	if m.join1, out, err = run("join", "-f", f4, "--host", hosts[3].Name); err != nil {
 		return "", err
 	}
@@ -143,6 +149,13 @@ func runHA(ctx context.Context, root string, l *lab.Lab, dir string) (string, er
 		return "", err
 	}
 	m.join1HostCPU, m.join1Received = cpu1-cpu0, rx1-rx0
+	tx1, err := sent(ctx, l, hosts[:3])
+	if err != nil {
+		return "", err
+	}
+	for i, h := range hosts[:3] {
+		m.join1Sent = append(m.join1Sent, fmt.Sprintf("%s %.1f MB", h.Name, float64(tx1[i]-tx0[i])/1e6))
+	}
 	if m.renew, out, err = run("certs", "renew", "all", "-f", f4); err != nil {
 		return "", err
 	}
@@ -248,6 +261,7 @@ func (m *haMeasure) render() string {
 	fmt.Fprintf(&b, "| ... its cost: the joined host's CPU time, from its cgroup (goal ≤ 5 s) | %.1f s |\n", m.join1HostCPU.Seconds())
 	fmt.Fprintf(&b, "| ... this machine's CPU time, the kubeforge process (goal ≤ 0.3 s) | %.2f s |\n", m.join1AdminCPU.Seconds())
 	fmt.Fprintf(&b, "| ... bytes the joined host received (goal ≤ 100 MB) | %.1f MB |\n", float64(m.join1Received)/1e6)
+	fmt.Fprintf(&b, "| ... bytes the control planes sent meanwhile (the archive comes from one of them, not from this machine) | %s |\n", strings.Join(m.join1Sent, ", "))
 	fmt.Fprintf(&b, "| join 4 workers at once, fresh hosts | %s |\n", r(m.join4))
 	fmt.Fprintf(&b, "| ratio, 4 workers / 1 worker (goal ≤ 1.3) | %.2f |\n", float64(m.join4)/float64(m.join1))
 	fmt.Fprintf(&b, "| `certs renew all -f` of 3 control planes + 1 worker (one control plane at a time, each giving the VIP away first) | %s |\n", r(m.renew))
@@ -307,6 +321,21 @@ func hostCost(ctx context.Context, l *lab.Lab, name string) (time.Duration, int6
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(rx), 10, 64)
 	return cpu, n, err
+}
+
+// sent reads the bytes each host's eth0 has sent so far.
+func sent(ctx context.Context, l *lab.Lab, hosts []lab.Host) ([]int64, error) {
+	out := make([]int64, len(hosts))
+	for i, h := range hosts {
+		tx, err := l.Exec(ctx, h.Name, "cat", "/sys/class/net/eth0/statistics/tx_bytes")
+		if err != nil {
+			return nil, err
+		}
+		if out[i], err = strconv.ParseInt(strings.TrimSpace(tx), 10, 64); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // ticks are the machine's CPU time counters from /proc/stat.

@@ -39,7 +39,7 @@ import (
 func main() {
 	root := flag.String("root", ".", "repository root")
 	out := flag.String("out", "docs/benchmarks.md", "file whose cluster section to rewrite")
-	only := flag.String("only", "", "run only this part: kubeadm (the reference path, on the lab's first host) or upgrade (5 hosts)")
+	only := flag.String("only", "", "run only this part: kubeadm (the reference path, on the lab's first host), ha (8 hosts) or upgrade (5 hosts)")
 	flag.Parse()
 	var err error
 	switch *only {
@@ -47,10 +47,12 @@ func main() {
 		err = run(*root, *out)
 	case "kubeadm":
 		err = runKubeadmOnly(*root)
+	case "ha":
+		err = runHAOnly(*root, *out)
 	case "upgrade":
 		err = runUpgradeOnly(*root, *out)
 	default:
-		err = fmt.Errorf("-only %q: the parts are kubeadm (the reference path) and upgrade", *only)
+		err = fmt.Errorf("-only %q: the parts are kubeadm (the reference path), ha and upgrade", *only)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -175,6 +177,29 @@ func run(root, outFile string) error {
 	}
 	fmt.Print(up)
 	return rewrite(filepath.Join(root, outFile), up, upgradeBeginMark, upgradeEndMark)
+}
+
+// runHAOnly measures the three control planes' section alone (make
+// bench-ha).
+func runHAOnly(root, outFile string) error {
+	l, err := lab.Load(root)
+	if err != nil {
+		return fmt.Errorf("%w (make lab-up N=8 CP=3)", err)
+	}
+	if len(l.Hosts()) < 8 {
+		return fmt.Errorf("%d lab hosts: the HA section needs 8 (make lab-up N=8 CP=3)", len(l.Hosts()))
+	}
+	dir, err := os.MkdirTemp("", "kubeforge-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ha, err := runHA(context.Background(), root, l, dir)
+	if err != nil {
+		return err
+	}
+	fmt.Print(ha)
+	return rewrite(filepath.Join(root, outFile), ha, haBeginMark, haEndMark)
 }
 
 // runUpgradeOnly measures the upgrade alone (make bench-upgrade).
