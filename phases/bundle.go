@@ -136,8 +136,7 @@ func (p *bundlePhase) keptArchive() string { return path.Join(KeptArchiveDir, p.
 // the hosts that join later.
 func keeps(h *host.Host) bool { return h.Spec.Has(config.RoleControlPlane) }
 
-// peers are the hosts h may fetch the archive from, in the cluster
-// file's order: in a run narrowed to some hosts (a join), the control
+// peers are the hosts h may fetch the archive from, in turn: in a run narrowed to some hosts (a join), the control
 // planes it does not touch, reached over SSH (only those have
 // kube-unpack to serve with). Init and upgrades, which unpack on every
 // host at once, have none.
@@ -150,6 +149,12 @@ func (p *bundlePhase) peers(h *host.Host) []*config.Host {
 		if !cp.Local && !slices.Contains(p.env.Targets, cp.Name) {
 			out = append(out, cp)
 		}
+	}
+	// Hosts joining together start from different control planes, in
+	// turn: each control plane sends the archive to a share of them.
+	if i := slices.Index(p.env.Targets, h.Name()); i > 0 && len(out) > 1 {
+		i %= len(out)
+		out = append(out[i:], out[:i]...)
 	}
 	return out
 }

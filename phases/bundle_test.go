@@ -254,6 +254,28 @@ func TestBundleSwitchKeepsThePrevious(t *testing.T) {
 	}
 }
 
+// Workers joining together are spread over the control planes.
+func TestBundlePeersInTurn(t *testing.T) {
+	var hosts []config.Host
+	for _, n := range []string{"cp1", "cp2", "cp3"} {
+		hosts = append(hosts, config.Host{Name: n, Address: "10.0.0.1", Roles: []config.Role{config.RoleControlPlane}})
+	}
+	for _, n := range []string{"w1", "w2", "w3", "w4"} {
+		hosts = append(hosts, config.Host{Name: n, Address: "10.0.0.2", Roles: []config.Role{config.RoleWorker}})
+	}
+	env := &Env{Cluster: &config.Cluster{Spec: config.Spec{Hosts: hosts}}, Targets: []string{"w1", "w2", "w3", "w4"},
+		Connect: func(context.Context, *config.Host) (*host.Host, error) { return nil, nil }}
+	p := &bundlePhase{env: env}
+	var got []string
+	for _, w := range env.Targets {
+		got = append(got, w+":"+hostNames(p.peers(host.New(env.Cluster.Host(w), nil))))
+	}
+	want := "w1:cp1, cp2, cp3 w2:cp2, cp3, cp1 w3:cp3, cp1, cp2 w4:cp1, cp2, cp3"
+	if strings.Join(got, " ") != want {
+		t.Errorf("peers %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
 // serveHost is a control plane for the peer path: -serve answers
 // serveOut (or fails), and the rest succeeds.
 type serveHost struct {
