@@ -387,14 +387,15 @@ func (k *Keeper) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Commit moves the copy into place (mode 0644), durably.
+// Commit moves the copy into place (mode 0644). Not synced: it is a
+// cache, and a copy a crash cut short fails the receiver's sum check
+// (which then gets the archive from the admin machine), while an fsync
+// of 91 MB on three control planes at once put seconds on init's
+// critical path.
 func (k *Keeper) Commit() error {
 	err := k.err
 	if err == nil {
 		err = k.f.Chmod(0o644)
-	}
-	if err == nil {
-		err = k.f.Sync()
 	}
 	if cerr := k.f.Close(); err == nil {
 		err = cerr
