@@ -435,6 +435,13 @@ func TestHA(t *testing.T) {
 		start := time.Now()
 		r := mustRun(t, nil, "join", "-f", grown, "--state-dir", state, "--host", node)
 		t.Logf("join --host %s: %s (%s)", node, time.Since(start).Round(100*time.Millisecond), doneLine(r.out))
+		// The archive came from a control plane that kept it, not from
+		// this machine: the run's log says which.
+		if from := fetchedFrom(t, state, node); from == "" {
+			t.Errorf("join --host %s: the log has no bundle fetched from a control plane", node)
+		} else {
+			t.Logf("%s got the bundle's archive from %s", node, from)
+		}
 		gk := kube{file: grown, state: state}
 		if s := gk.must(t, "get", "node", node, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"); s != "True" {
 			t.Errorf("%s Ready=%s", node, s)
@@ -454,4 +461,26 @@ func TestHA(t *testing.T) {
 			}
 		}
 	})
+}
+
+// fetchedFrom is the control plane the newest join log of the state
+// directory says node fetched the bundle's archive from, or "".
+func fetchedFrom(t *testing.T, state, node string) string {
+	t.Helper()
+	logs, _ := filepath.Glob(filepath.Join(state, "logs", "join-*.log"))
+	if len(logs) == 0 {
+		t.Fatalf("no join log in %s/logs", state)
+	}
+	slices.Sort(logs) // named by their start time
+	data, err := os.ReadFile(logs[len(logs)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		var rec struct{ Msg, Host, From string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "bundle fetched from a control plane" && rec.Host == node {
+			return rec.From
+		}
+	}
+	return ""
 }
