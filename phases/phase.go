@@ -44,6 +44,12 @@ type (
 	ReadOnly interface {
 		ReadOnly() bool
 	}
+	// Waiter is a read-only phase that waits for what the others did
+	// (nodes Ready): `phase NAME` of another phase, which runs the
+	// read-only ones it needs, does not run it.
+	Waiter interface {
+		Waits() bool
+	}
 	// Enabler is a phase that only some clusters or runs need (the VIP
 	// without spec.controlPlane.vip): when off, the runner skips it and
 	// prints why.

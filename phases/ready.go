@@ -16,6 +16,7 @@ type readyPhase struct{ env *Env }
 
 func (*readyPhase) Title() string  { return "Wait for the nodes to be Ready" }
 func (*readyPhase) ReadOnly() bool { return true }
+func (*readyPhase) Waits() bool    { return true }
 
 // NodeReadyTimeout bounds the wait for one node.
 const NodeReadyTimeout = 3 * time.Minute

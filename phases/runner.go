@@ -252,7 +252,7 @@ func criticalPath(pb *playbooks.Playbook, deps [][]int, results []stepResult) []
 // skipReason says why a step does not run, or "".
 func (r *Runner) skipReason(step playbooks.Step, phase Phase, hosts []*config.Host) string {
 	switch {
-	case r.Only != "" && step.Phase != r.Only && !isReadOnly(phase):
+	case r.Only != "" && step.Phase != r.Only && (!isReadOnly(phase) || waits(phase)):
 		return "not selected"
 	case slices.Contains(r.Skip, step.Phase):
 		return "--skip-phases"
@@ -314,6 +314,11 @@ func (o *orderedOut) finish(i int) {
 			o.bufs[o.head].Reset()
 		}
 	}
+}
+
+func waits(p Phase) bool {
+	w, ok := p.(Waiter)
+	return ok && w.Waits()
 }
 
 func isReadOnly(p Phase) bool {

@@ -39,8 +39,11 @@ type recorder struct {
 	ran      *[]string
 	failOn   string
 	readOnly bool
+	waits    bool // a read-only phase that waits for the others (ready)
 	plan     []string
 }
+
+func (r recorder) Waits() bool { return r.waits }
 
 func (r recorder) Title() string  { return "Do " + r.name }
 func (r recorder) ReadOnly() bool { return r.readOnly }
@@ -155,11 +158,13 @@ func TestSerialStopsAtFirstFailure(t *testing.T) {
 }
 
 func TestSkipOnlyAndDryRun(t *testing.T) {
-	phases := map[string]recorder{"facts": {readOnly: true}, "write": {plan: []string{"write /etc/x"}}, "other": {}}
+	phases := map[string]recorder{"facts": {readOnly: true}, "write": {plan: []string{"write /etc/x"}}, "other": {},
+		"ready": {readOnly: true, waits: true}}
 	pb := playbook(
 		playbooks.Step{Phase: "facts", Hosts: playbooks.All},
 		playbooks.Step{Phase: "write", Hosts: playbooks.ControlPlane},
 		playbooks.Step{Phase: "other", Hosts: playbooks.ControlPlane},
+		playbooks.Step{Phase: "ready", Hosts: playbooks.ControlPlane},
 	)
 
 	f := newFixture("", phases)
@@ -177,6 +182,7 @@ func TestSkipOnlyAndDryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(f.ran)
+	// The read-only facts it needs, not the wait for what it did not do.
 	if strings.Join(f.ran, ",") != "facts@cp1,facts@w1,facts@w2,other@cp1" {
 		t.Fatalf("only: %v", f.ran)
 	}
