@@ -21,8 +21,21 @@ func Write(path string, data []byte, perm, dirPerm os.FileMode) error {
 	})
 }
 
-// WriteFunc is Write for content produced by a function.
+// WriteFunc is Write for content produced by a function; on its error
+// nothing is written.
 func WriteFunc(path string, perm, dirPerm os.FileMode, write func(io.Writer) error) error {
+	return writeFunc(path, perm, dirPerm, true, write)
+}
+
+// WriteCache is WriteFunc without the sync, for a copy a reader checks
+// before it trusts it (a control plane's kept bundle archive): after a
+// crash it may be short, never a mix of two. Syncing 91 MB on three
+// control planes at once cost init seconds.
+func WriteCache(path string, perm, dirPerm os.FileMode, write func(io.Writer) error) error {
+	return writeFunc(path, perm, dirPerm, false, write)
+}
+
+func writeFunc(path string, perm, dirPerm os.FileMode, sync bool, write func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
 		return err
@@ -40,9 +53,11 @@ func WriteFunc(path string, perm, dirPerm os.FileMode, write func(io.Writer) err
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+	if sync {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err

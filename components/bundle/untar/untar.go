@@ -2,7 +2,8 @@
 // into a directory, refusing any entry that would land outside it. It is
 // what kube-unpack runs on a host that has no zstd program, and what
 // kubeforge itself runs on the machine it joins; it depends on nothing but
-// the standard library and the zstd decoder, to keep kube-unpack small.
+// the standard library, the zstd decoder and internal/atomicfile, to keep
+// kube-unpack small.
 package untar
 
 import (
@@ -24,6 +25,8 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/kubeforge/kubeforge/internal/atomicfile"
 )
 
 // MaxWindow is the largest zstd window the decoder accepts: the
@@ -338,8 +341,10 @@ func UnpackWithSumsFile(r io.Reader, dir, archiveSum, sumsFile string) error {
 	return UnpackChecked(r, dir, sums)
 }
 
-// UnpackAndKeep is UnpackWithSumsFile that also keeps the checked
-// archive at keep (Keep); "" keeps none.
+// UnpackAndKeep is UnpackWithSumsFile that also keeps the archive at
+// keep ("" keeps none), for a host that serves it to others later (a
+// control plane, to the nodes that join): teed to a temporary name as it
+// is read, moved into place (0644) only once the unpack checked its sum.
 func UnpackAndKeep(r io.Reader, dir, archiveSum, sumsFile, keep string) error {
 	if keep == "" {
 		return UnpackWithSumsFile(r, dir, archiveSum, sumsFile)
@@ -347,71 +352,7 @@ func UnpackAndKeep(r io.Reader, dir, archiveSum, sumsFile, keep string) error {
 	if archiveSum == "" {
 		return errors.New("keep the archive: its sha256 is needed, only a checked archive is kept")
 	}
-	in, k, err := Keep(r, keep)
-	if err != nil {
-		return err
-	}
-	if err := UnpackWithSumsFile(in, dir, archiveSum, sumsFile); err != nil {
-		k.Abort()
-		return err
-	}
-	return k.Commit()
-}
-
-// Keeper writes a copy of an archive as it is read, for a host that
-// serves it to others later (a control plane, to the nodes that join):
-// to a temporary name beside its path, moved into place by Commit once
-// the unpack that read it checked its sum.
-type Keeper struct {
-	path string
-	f    *os.File
-	err  error
-}
-
-// Keep returns r, teed to a Keeper of path.
-func Keep(r io.Reader, path string) (io.Reader, *Keeper, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return nil, nil, fmt.Errorf("keep the archive: %w", err)
-	}
-	k := &Keeper{path: path, f: f}
-	return io.TeeReader(r, k), k, nil
-}
-
-// Write keeps p; a failure to keep is reported by Commit, not to the
-// unpack reading through it.
-func (k *Keeper) Write(p []byte) (int, error) {
-	if k.err == nil {
-		_, k.err = k.f.Write(p)
-	}
-	return len(p), nil
-}
-
-// Commit moves the copy into place (mode 0644). Not synced: it is a
-// cache, and a copy a crash cut short fails the receiver's sum check
-// (which then gets the archive from the admin machine), while an fsync
-// of 91 MB on three control planes at once put seconds on init's
-// critical path.
-func (k *Keeper) Commit() error {
-	err := k.err
-	if err == nil {
-		err = k.f.Chmod(0o644)
-	}
-	if cerr := k.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(k.f.Name(), k.path)
-	}
-	if err != nil {
-		os.Remove(k.f.Name())
-		return fmt.Errorf("keep the archive as %s: %w", k.path, err)
-	}
-	return nil
-}
-
-// Abort removes the copy.
-func (k *Keeper) Abort() {
-	k.f.Close()
-	os.Remove(k.f.Name())
+	return atomicfile.WriteCache(keep, 0o644, 0o755, func(w io.Writer) error {
+		return UnpackWithSumsFile(io.TeeReader(r, w), dir, archiveSum, sumsFile)
+	})
 }
