@@ -235,6 +235,9 @@ func (p *bundlePhase) Run(ctx context.Context, h *host.Host) error {
 				}
 			}
 		}
+		if err := p.putSums(ctx, h); err != nil {
+			return err
+		}
 		if err := p.unpackFromPeer(ctx, h); err != nil {
 			if err := p.unpack(ctx, h, "", nil); err != nil {
 				return err
@@ -269,14 +272,9 @@ done`, host.Quote(p.unpackDir()), host.Quote(CurrentBundle()), host.Quote(Bundle
 		host.Quote(KeptArchiveDir))
 }
 
-// unpack has the host's unpacker read the archive, from this machine's
-// stream (from "") or from a peer's server (from its IP:PORT, the token
-// on stdin), and extract it into a temporary directory checking the
-// stream's and every file's sum as it writes them (the host reads
-// nothing twice), then rename the directory into place. A control plane
-// keeps a copy of the checked archive. An archive an earlier kubeforge
-// kept beside kube-unpack goes.
-func (p *bundlePhase) unpack(ctx context.Context, h *host.Host, from string, stdin io.Reader) error {
+// putSums writes the list of the files' sums the unpack checks, once
+// for a fetch from a peer and the stream after it.
+func (p *bundlePhase) putSums(ctx context.Context, h *host.Host) error {
 	var sums strings.Builder
 	for _, f := range p.env.Bundle.Files {
 		fmt.Fprintf(&sums, "%s  %s\n", f.SHA256, f.Path)
@@ -287,6 +285,17 @@ func (p *bundlePhase) unpack(ctx context.Context, h *host.Host, from string, std
 	if err := h.PutAll(ctx, []host.Write{{Path: p.sumsFile(), Data: []byte(sums.String()), Mode: host.FileMode{Perm: 0o644}}}); err != nil {
 		return fmt.Errorf("unpack the bundle: %w", err)
 	}
+	return nil
+}
+
+// unpack has the host's unpacker read the archive, from this machine's
+// stream (from "") or from a peer's server (from its IP:PORT, the token
+// on stdin), and extract it into a temporary directory checking the
+// stream's and every file's sum as it writes them (the host reads
+// nothing twice), then rename the directory into place. A control plane
+// keeps a copy of the checked archive. An archive an earlier kubeforge
+// kept beside kube-unpack goes.
+func (p *bundlePhase) unpack(ctx context.Context, h *host.Host, from string, stdin io.Reader) error {
 	unpacker, err := p.unpackerCommand(h)
 	if err != nil {
 		return err
