@@ -315,27 +315,29 @@ func hostCost(ctx context.Context, l *lab.Lab, name string) (time.Duration, int6
 	if !found {
 		return 0, 0, fmt.Errorf("no cgroup CPU accounting found for %s (%s)", name, id)
 	}
-	rx, err := l.Exec(ctx, name, "cat", "/sys/class/net/eth0/statistics/rx_bytes")
-	if err != nil {
-		return 0, 0, err
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(rx), 10, 64)
-	return cpu, n, err
+	rx, err := eth0(ctx, l, name, "rx_bytes")
+	return cpu, rx, err
 }
 
 // sent reads the bytes each host's eth0 has sent so far.
 func sent(ctx context.Context, l *lab.Lab, hosts []lab.Host) ([]int64, error) {
 	out := make([]int64, len(hosts))
 	for i, h := range hosts {
-		tx, err := l.Exec(ctx, h.Name, "cat", "/sys/class/net/eth0/statistics/tx_bytes")
-		if err != nil {
-			return nil, err
-		}
-		if out[i], err = strconv.ParseInt(strings.TrimSpace(tx), 10, 64); err != nil {
+		var err error
+		if out[i], err = eth0(ctx, l, h.Name, "tx_bytes"); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// eth0 reads one of a lab host's eth0 counters (rx_bytes, tx_bytes).
+func eth0(ctx context.Context, l *lab.Lab, name, counter string) (int64, error) {
+	v, err := l.Exec(ctx, name, "cat", "/sys/class/net/eth0/statistics/"+counter)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 }
 
 // ticks are the machine's CPU time counters from /proc/stat.

@@ -48,9 +48,9 @@ func main() {
 	case "kubeadm":
 		err = runKubeadmOnly(*root)
 	case "ha":
-		err = runHAOnly(*root, *out)
+		err = runOnly(*root, *out, haSection)
 	case "upgrade":
-		err = runUpgradeOnly(*root, *out)
+		err = runOnly(*root, *out, upgradeSection)
 	default:
 		err = fmt.Errorf("-only %q: the parts are kubeadm (the reference path), ha and upgrade", *only)
 	}
@@ -179,46 +179,39 @@ func run(root, outFile string) error {
 	return rewrite(filepath.Join(root, outFile), up, upgradeBeginMark, upgradeEndMark)
 }
 
-// runHAOnly measures the three control planes' section alone (make
-// bench-ha).
-func runHAOnly(root, outFile string) error {
-	l, err := lab.Load(root)
-	if err != nil {
-		return fmt.Errorf("%w (make lab-up N=8 CP=3)", err)
-	}
-	if len(l.Hosts()) < 8 {
-		return fmt.Errorf("%d lab hosts: the HA section needs 8 (make lab-up N=8 CP=3)", len(l.Hosts()))
-	}
-	dir, err := os.MkdirTemp("", "kubeforge-bench")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	ha, err := runHA(context.Background(), root, l, dir)
-	if err != nil {
-		return err
-	}
-	fmt.Print(ha)
-	return rewrite(filepath.Join(root, outFile), ha, haBeginMark, haEndMark)
+// section is one part of the bench run alone (make bench-ha, make
+// bench-upgrade): on a lab of at least hosts hosts, its section of
+// docs/benchmarks.md rewritten between its marks.
+type section struct {
+	hosts, cp  int
+	run        func(ctx context.Context, root string, l *lab.Lab, dir string) (string, error)
+	begin, end string
 }
 
-// runUpgradeOnly measures the upgrade alone (make bench-upgrade).
-func runUpgradeOnly(root, outFile string) error {
+var (
+	haSection      = section{8, 3, runHA, haBeginMark, haEndMark}
+	upgradeSection = section{5, 3, runUpgrade, upgradeBeginMark, upgradeEndMark}
+)
+
+func runOnly(root, outFile string, s section) error {
 	l, err := lab.Load(root)
 	if err != nil {
-		return fmt.Errorf("%w (make lab-up N=5 CP=3)", err)
+		return fmt.Errorf("%w (make lab-up N=%d CP=%d)", err, s.hosts, s.cp)
+	}
+	if len(l.Hosts()) < s.hosts {
+		return fmt.Errorf("%d lab hosts: this section needs %d (make lab-up N=%d CP=%d)", len(l.Hosts()), s.hosts, s.hosts, s.cp)
 	}
 	dir, err := os.MkdirTemp("", "kubeforge-bench")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	up, err := runUpgrade(context.Background(), root, l, dir)
+	text, err := s.run(context.Background(), root, l, dir)
 	if err != nil {
 		return err
 	}
-	fmt.Print(up)
-	return rewrite(filepath.Join(root, outFile), up, upgradeBeginMark, upgradeEndMark)
+	fmt.Print(text)
+	return rewrite(filepath.Join(root, outFile), text, s.begin, s.end)
 }
 
 // recreate makes hosts fresh, then waits for the machine to be idle: the
