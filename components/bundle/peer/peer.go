@@ -77,8 +77,6 @@ type Server struct {
 	Clients int
 	// Lifetime bounds the whole: accepting and sending.
 	Lifetime time.Duration
-	// Log, when set, receives a line per connection.
-	Log io.Writer
 }
 
 // Serve accepts on ln until Clients transfers completed or Lifetime
@@ -122,9 +120,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := s.serveOne(c, deadline)
-			s.logf("%s: %v", c.RemoteAddr(), errOr(err, "archive sent"))
-			if err != nil {
+			if s.serveOne(c, deadline) != nil {
 				return
 			}
 			mu.Lock()
@@ -135,19 +131,6 @@ func (s *Server) Serve(ln net.Listener) error {
 				once.Do(func() { ln.Close() })
 			}
 		}()
-	}
-}
-
-func errOr(err error, ok string) any {
-	if err != nil {
-		return err
-	}
-	return ok
-}
-
-func (s *Server) logf(format string, args ...any) {
-	if s.Log != nil {
-		fmt.Fprintf(s.Log, format+"\n", args...)
 	}
 }
 
