@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hashicorp/go-multierror"
+
 	"github.com/kubeforge/kubeforge/components/bundle"
 	"github.com/kubeforge/kubeforge/components/bundle/peer"
 	"github.com/kubeforge/kubeforge/internal/config"
@@ -136,9 +138,10 @@ func (p *bundlePhase) keptArchive() string { return path.Join(KeptArchiveDir, p.
 // the hosts that join later.
 func keeps(h *host.Host) bool { return h.Spec.Has(config.RoleControlPlane) }
 
-// peers are the hosts h may fetch the archive from, in turn: in a run narrowed to some hosts (a join), the control
-// planes it does not touch, reached over SSH (only those have
-// kube-unpack to serve with). Init and upgrades, which unpack on every
+// peers are the hosts h may fetch the archive from: in a run narrowed
+// to some hosts (a join), the control planes it does not touch, reached
+// over SSH (only those have kube-unpack to serve with), each joining
+// host starting from another. Init and upgrades, which unpack on every
 // host at once, have none.
 func (p *bundlePhase) peers(h *host.Host) []*config.Host {
 	if len(p.env.Targets) == 0 || !p.needsUnpacker(h) || p.env.Connect == nil {
@@ -345,36 +348,36 @@ func (p *bundlePhase) unpackFromPeer(ctx context.Context, h *host.Host) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
+	var errs *multierror.Error
 	for _, spec := range peers {
 		src, err := p.env.Connect(ctx, spec)
 		if err != nil {
-			errs = append(errs, err)
+			errs = multierror.Append(errs, err)
 			continue
 		}
 		ip := spec.ClusterAddress()
 		out, err := src.RunWithInput(ctx, fmt.Sprintf("%s -serve %s -listen %s -clients 1 -for 10m",
 			host.Quote(BundleUnpacker), host.Quote(p.keptArchive()), host.Quote(ip.String())), []byte(tok+"\n"))
 		if err != nil {
-			errs = append(errs, err)
+			errs = multierror.Append(errs, err)
 			continue
 		}
 		port, pid, err := parseServer(string(out))
 		if err != nil {
-			errs = append(errs, src.Errorf("kube-unpack -serve: %w", err))
+			errs = multierror.Append(errs, src.Errorf("kube-unpack -serve: %w", err))
 			continue
 		}
 		from := netip.AddrPortFrom(ip, port).String()
 		if err := p.unpack(ctx, h, from, strings.NewReader(tok+"\n")); err != nil {
 			// The server waits for its one transfer: end it.
 			_, _ = src.Run(ctx, "kill "+strconv.Itoa(pid)+" 2>/dev/null || true")
-			errs = append(errs, fmt.Errorf("from %s: %w", spec.Name, err))
+			errs = multierror.Append(errs, fmt.Errorf("from %s: %w", spec.Name, err))
 			break // the host's side failed: another peer would fail alike
 		}
 		p.env.Log.Info("bundle fetched from a control plane", "host", h.Name(), "from", spec.Name, "addr", from)
 		return nil
 	}
-	err = errors.Join(errs...)
+	err = errs.ErrorOrNil()
 	p.env.Log.Warn("bundle: no control plane could serve the archive; streaming it from this machine", "host", h.Name(), "error", err)
 	return err
 }
