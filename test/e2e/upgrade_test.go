@@ -245,8 +245,16 @@ func TestUpgrade(t *testing.T) {
 	if api.failures > 0 {
 		t.Errorf("%d of %d API requests through the VIP failed: %v", api.failures, api.requests, api.first)
 	}
-	svc := onHost(t, names[0], "kill $(cat /root/svc.pid); grep -c '^ok' /root/svc.log; grep -c '^fail' /root/svc.log || true; grep '^fail' /root/svc.log | head -5")
-	t.Logf("the Service from %s: ok, failed, first failures:\n%s", names[0], svc)
+	// One line, so that the Makefile's filter of continuation lines keeps it.
+	svc := strings.Fields(onHost(t, names[0], "kill $(cat /root/svc.pid); test -s /root/svc.log || exit 1; grep -c '^ok' /root/svc.log; grep -c '^fail' /root/svc.log; grep '^fail' /root/svc.log | head -5 | cut -d' ' -f2"))
+	if len(svc) < 2 {
+		t.Fatalf("the Service loop on %s left no counts (%q): was it running?", names[0], svc)
+	}
+	ok, failed := svc[0], svc[1]
+	t.Logf("the Service from %s: %s ok, %s failed (goal 0), first failures at %v", names[0], ok, failed, svc[2:])
+	if ok == "0" {
+		t.Errorf("the Service loop on %s never reached the Service", names[0])
+	}
 }
 
 // lastLines is the last n lines of s.
