@@ -194,6 +194,14 @@ func (p *controlPlanePhase) controllers(files []File) ([]Service, error) {
 		// Upstream's default, said out loud (the CIS benchmark asks
 		// for the flag): finished pods beyond it are deleted.
 		"terminated-pod-gc-threshold": "12500",
+		// Upstream's 20/s (burst 30) is one limiter for the requests that
+		// give each controller its own service account and token (four
+		// each, one controller after the other, before any runs): on a
+		// new cluster that alone held every controller back 5 s. OpenShift
+		// runs its controller-manager at 150/300; API priority and
+		// fairness still guards the API servers.
+		"kube-api-qps":   "100",
+		"kube-api-burst": "200",
 	})
 	sched := flags(map[string]string{
 		"kubeconfig":                kubeconf(certs.SchedulerConf),
