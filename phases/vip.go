@@ -163,9 +163,11 @@ func (p *vipPhase) Run(ctx context.Context, h *host.Host) error {
 	if err := vip.ClearHandoff(ctx, h, p.env.Cluster); err != nil {
 		return err
 	}
-	// Some control plane holds the VIP and serves the API through it.
+	// Some control plane holds the VIP and serves the API through it. In
+	// init the step starts beside etcd and the control plane, whose start
+	// this wait includes.
 	cp := p.env.Cluster.Spec.ControlPlane
-	if err := wait.For(ctx, 90*time.Second, func() (bool, error) { return true, p.env.Client.EndpointReady(ctx, h) }); err != nil {
+	if err := wait.For(ctx, 5*time.Minute, func() (bool, error) { return true, p.env.Client.EndpointReady(ctx, h) }); err != nil {
 		return fmt.Errorf("the API does not answer at the VIP (%s): %w (see journalctl -u keepalived on the control planes)", cp.Endpoint, err)
 	}
 	return nil
