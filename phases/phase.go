@@ -118,6 +118,8 @@ var constructors = map[string]func(*Env) Phase{
 	"addons":             func(env *Env) Phase { return &addonsPhase{env: env} },
 	"ready":              func(env *Env) Phase { return &readyPhase{env: env} },
 	"vip":                func(env *Env) Phase { return &vipPhase{env: env} },
+	"keepalived":         func(env *Env) Phase { return &vipPhase{env: env, startOnly: true} },
+	"vip-ready":          func(env *Env) Phase { return &vipReadyPhase{env: env} },
 	"vip-resume":         func(env *Env) Phase { return &vipResumePhase{env: env} },
 	"upload-certs":       func(env *Env) Phase { return &uploadCertsPhase{env: env} },
 	"certs-inventory":    func(env *Env) Phase { return &certInventoryPhase{env: env} },

@@ -18,7 +18,13 @@ import (
 // health check on the local API server's /readyz. A new control plane
 // changes the others' peer lists: they reload keepalived, which keeps the
 // VIP where it is.
-type vipPhase struct{ env *Env }
+type vipPhase struct {
+	env *Env
+	// startOnly leaves the wait for the VIP to a vip-ready step: init's
+	// keepalived starts beside etcd and the control plane, before any
+	// host can hold the VIP.
+	startOnly bool
+}
 
 func (*vipPhase) Title() string { return "Virtual IP (keepalived)" }
 
@@ -163,14 +169,37 @@ func (p *vipPhase) Run(ctx context.Context, h *host.Host) error {
 	if err := vip.ClearHandoff(ctx, h, p.env.Cluster); err != nil {
 		return err
 	}
-	// Some control plane holds the VIP and serves the API through it. In
-	// init the step starts beside etcd and the control plane, whose start
-	// this wait includes.
-	cp := p.env.Cluster.Spec.ControlPlane
-	if err := wait.For(ctx, 5*time.Minute, func() (bool, error) { return true, p.env.Client.EndpointReady(ctx, h) }); err != nil {
+	if p.startOnly {
+		return nil
+	}
+	return waitVIP(ctx, p.env, h)
+}
+
+// waitVIP waits until some control plane holds the VIP and serves the API
+// through it, asked from h.
+func waitVIP(ctx context.Context, env *Env, h *host.Host) error {
+	cp := env.Cluster.Spec.ControlPlane
+	if err := wait.For(ctx, 90*time.Second, func() (bool, error) { return true, env.Client.EndpointReady(ctx, h) }); err != nil {
 		return fmt.Errorf("the API does not answer at the VIP (%s): %w (see journalctl -u keepalived on the control planes)", cp.Endpoint, err)
 	}
 	return nil
+}
+
+// vipReadyPhase is that wait alone, once the API servers run, for a run
+// whose keepalived step only started keepalived (init).
+type vipReadyPhase struct{ env *Env }
+
+func (*vipReadyPhase) Title() string  { return "The API through the VIP" }
+func (*vipReadyPhase) ReadOnly() bool { return true }
+func (*vipReadyPhase) Waits() bool    { return true }
+
+func (p *vipReadyPhase) Enabled() (bool, string) { return (&vipPhase{env: p.env}).Enabled() }
+
+func (p *vipReadyPhase) Run(ctx context.Context, h *host.Host) error {
+	if p.env.DryRun {
+		return nil
+	}
+	return waitVIP(ctx, p.env, h)
 }
 
 // withVIPAway runs restart with the VIP moved off h first (see
