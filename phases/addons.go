@@ -3,6 +3,7 @@ package phases
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -24,12 +25,23 @@ func (p *addonsPhase) manifest(upstreams []string) ([]byte, error) {
 	if len(p.env.Cluster.Spec.Hosts) == 1 {
 		replicas = 1
 	}
+	// CoreDNS asks the API at the endpoint (the VIP), not at the
+	// kubernetes Service: a pod that starts on a new node before its
+	// kube-proxy has the Service's rules sends its first SYN to the
+	// ClusterIP un-NATed, conntrack keeps it so, and client-go's dial
+	// hangs for its 30 s. CoreDNS starts on just such nodes, in init.
+	apiHost, apiPort, err := net.SplitHostPort(p.env.Cluster.Spec.ControlPlane.Endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("spec.controlPlane.endpoint: %w", err)
+	}
 	return templates.Render("addons/coredns.yaml.tmpl", map[string]any{
 		"DNSDomain":  p.env.Cluster.Spec.Networking.DNSDomain,
 		"ClusterDNS": ClusterDNS(p.env.Cluster).String(),
 		"Image":      img.Ref,
 		"Replicas":   replicas,
 		"Upstreams":  strings.Join(upstreams, " "),
+		"APIHost":    apiHost,
+		"APIPort":    apiPort,
 	})
 }
 

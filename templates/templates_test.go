@@ -58,7 +58,7 @@ var cases = []struct {
 	{"net-conf.json", "cni/net-conf.json.tmpl", map[string]string{"PodCIDR": "10.244.0.0/16", "Backend": "vxlan"}, parseJSON},
 	{"coredns.yaml", "addons/coredns.yaml.tmpl", map[string]any{
 		"DNSDomain": "cluster.local", "ClusterDNS": "10.96.0.10", "Image": "kubeforge.local/coredns:v1.13.2", "Replicas": 2,
-		"Upstreams": "192.0.2.53 192.0.2.54",
+		"Upstreams": "192.0.2.53 192.0.2.54", "APIHost": "192.0.2.100", "APIPort": "6443",
 	}, parseManifests("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "Service")},
 	{"bootstrap.yaml", "bootstrap/cluster.yaml.tmpl", map[string]any{
 		"BootstrapGroup": "system:bootstrappers:kubeadm:default-node-token",
